@@ -1,0 +1,102 @@
+/* pool.h - a pool of fixed 4096-byte blocks with per-thread caches, a shared depot and
+ * victim-cache trimming (Go's sync.Pool since 1.13), or plain malloc/free behind the same API. */
+#ifndef INGESTD_POOL_H
+#define INGESTD_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define POOL_BLOCK_SIZE 4096
+
+/* Retain percent meaning "never release idle blocks at a trim" (the GOGC=off analog). */
+#define POOL_RETAIN_OFF (-1)
+
+typedef enum {
+    POOL_MODE_POOLED = 0, /* per-thread caches + depot, trimmed */
+    POOL_MODE_NAIVE = 1,  /* get = alloc_fn(POOL_BLOCK_SIZE), put = free_fn */
+} pool_mode_t;
+
+typedef struct {
+    pool_mode_t mode;
+    /* Idle blocks a cache keeps at a trim, as a percent of its peak in-use blocks since the
+     * previous trim; POOL_RETAIN_OFF never releases. Default 100. */
+    int retain_percent;
+    /* Free on put instead of caching (h2o under ASan), so use-after-free in callers is caught.
+     * Counters still move as in pooled mode's naive path. */
+    int free_on_put;
+    /* Where blocks come from and go back to; NULL means malloc/free. The server passes the
+     * counting allocator layer here. */
+    void *(*alloc_fn)(size_t size);
+    void (*free_fn)(void *ptr);
+} pool_config_t;
+
+/* Cumulative and current figures. Summed over caches by pool_stats(); for one cache by
+ * pool_cache_stats(). Invariant: gets == hits + misses. in_use and idle are signed because a
+ * block may be got on one thread and put on another: per cache they can go negative, the sum
+ * over all caches cannot. */
+typedef struct {
+    uint64_t gets;     /* pool_get calls that returned a block */
+    uint64_t hits;     /* served from a cache or the depot */
+    uint64_t misses;   /* had to call alloc_fn (every get in naive mode) */
+    uint64_t puts;     /* pool_put calls with a block */
+    uint64_t released; /* blocks given back to free_fn by trims (and by puts in naive mode) */
+    uint64_t trims;    /* trim cycles run */
+    uint64_t alloc_failures; /* alloc_fn returned NULL */
+    int64_t in_use;    /* gets - puts */
+    int64_t idle;      /* blocks cached (caches + depot share, see pool_stats) */
+    int64_t peak_in_use; /* highest in_use since the previous trim (per cache) */
+    uint64_t trim_ns_total;
+    uint64_t trim_ns_last;
+} pool_stats_t;
+
+typedef struct pool pool_t;
+typedef struct pool_cache pool_cache_t;
+
+/* Fills cfg with the defaults: pooled, retain 100, no free-on-put, malloc/free. */
+void pool_config_init(pool_config_t *cfg);
+
+/* Creates a pool. Returns 0 and a new pool in *out, -EINVAL for a bad config, -ENOMEM.
+ * Any thread. */
+int pool_create(const pool_config_t *cfg, pool_t **out);
+
+/* Frees every cached block and the pool. Every cache must have been destroyed first.
+ * pool_destroy(NULL) does nothing. */
+void pool_destroy(pool_t *p);
+
+/* Creates the calling thread's cache. A cache is used by one thread at a time (its owner):
+ * get, put and trim on it take no lock and do no atomic read-modify-write. Returns 0, -ENOMEM. */
+int pool_cache_create(pool_t *p, pool_cache_t **out);
+
+/* Moves the cache's idle blocks to the depot (they are released by later trims or by
+ * pool_destroy) and frees the cache; its counters are kept in the pool's totals.
+ * pool_cache_destroy(NULL) does nothing. Owner thread. */
+void pool_cache_destroy(pool_cache_t *c);
+
+/* Returns a new block of POOL_BLOCK_SIZE bytes owned by the caller, or NULL when the allocator
+ * fails (counted in alloc_failures). Owner thread. */
+void *pool_get(pool_cache_t *c);
+
+/* Steals block back. A block got through any cache of the same pool may be put on any cache.
+ * pool_put(c, NULL) does nothing. Owner thread. */
+void pool_put(pool_cache_t *c, void *block);
+
+/* One trim cycle on this cache: releases the blocks that stayed idle through the whole previous
+ * interval, keeps at most retain_percent of the interval's peak in-use blocks idle, resets the
+ * peak, and measures its own duration. Also ages the depot. Returns blocks released.
+ * Owner thread. */
+size_t pool_cache_trim(pool_cache_t *c);
+
+/* Changes the retain percent for later trims. Any thread (relaxed atomic). */
+void pool_set_retain(pool_t *p, int retain_percent);
+int pool_retain(const pool_t *p);
+
+pool_mode_t pool_mode(const pool_t *p);
+
+/* Reads one cache's counters without locks. Any thread (relaxed atomic loads). */
+void pool_cache_stats(const pool_cache_t *c, pool_stats_t *out);
+
+/* Sums every cache, live and destroyed, plus the depot's idle blocks. Any thread; takes the
+ * pool's registry lock (never on the hot path). */
+void pool_stats(pool_t *p, pool_stats_t *out);
+
+#endif
