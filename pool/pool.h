@@ -35,16 +35,16 @@ typedef struct {
  * block may be got on one thread and put on another: per cache they can go negative, the sum
  * over all caches cannot. */
 typedef struct {
-    uint64_t gets;     /* pool_get calls that returned a block */
-    uint64_t hits;     /* served from a cache or the depot */
-    uint64_t misses;   /* had to call alloc_fn (every get in naive mode) */
-    uint64_t puts;     /* pool_put calls with a block */
-    uint64_t released; /* blocks given back to free_fn by trims (and by puts in naive mode) */
-    uint64_t trims;    /* trim cycles run */
+    uint64_t gets;           /* pool_get calls that returned a block */
+    uint64_t hits;           /* served from a cache or the depot */
+    uint64_t misses;         /* had to call alloc_fn (every get in naive mode) */
+    uint64_t puts;           /* pool_put calls with a block */
+    uint64_t released;       /* blocks given back to free_fn by trims (and by puts in naive mode) */
+    uint64_t trims;          /* trim cycles run */
     uint64_t alloc_failures; /* alloc_fn returned NULL */
-    int64_t in_use;    /* gets - puts */
-    int64_t idle;      /* blocks cached (caches + depot share, see pool_stats) */
-    int64_t peak_in_use; /* highest in_use since the previous trim (per cache) */
+    int64_t in_use;          /* gets - puts */
+    int64_t idle;            /* blocks cached (caches + depot share, see pool_stats) */
+    int64_t peak_in_use;     /* highest in_use since the previous trim (per cache) */
     uint64_t trim_ns_total;
     uint64_t trim_ns_last;
 } pool_stats_t;
