@@ -17,14 +17,20 @@ typedef enum {
  * dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL) and dlsym, never linked: Debian's
  * libmimalloc.so exports malloc/free itself and linking it would silently replace glibc's for
  * the whole process (STYLE.md, "Allocator pitfall"). Call once, at start-up, before any
- * allocation through the layer and before other threads start. Returns 0, -ENOENT when
- * libmimalloc cannot be loaded (mem_strerror-free: dlerror text via mem_last_error()). */
+ * allocation through the layer and before other threads start. Without a call the layer serves
+ * from glibc. Returns 0; -ENOENT when libmimalloc cannot be loaded (dlerror text via
+ * mem_last_error()); -EINVAL for an unknown value; -EBUSY when called again with another
+ * allocator, or asked for mimalloc after blocks were already allocated from glibc. */
 int mem_init(mem_allocator_t which);
 const char *mem_last_error(void);
 mem_allocator_t mem_allocator(void);
 const char *mem_allocator_name(mem_allocator_t which); /* "libc" or "mimalloc" */
+/* Parses "libc" or "mimalloc" into *out. Returns 0 or -EINVAL (out untouched). */
+int mem_allocator_parse(const char *name, mem_allocator_t *out);
 
-/* Drop-in malloc family (C semantics: NULL on failure, free(NULL) does nothing). Any thread. */
+/* Drop-in malloc family (C semantics: NULL and errno ENOMEM on failure, free(NULL) does
+ * nothing). calloc whose n * size overflows returns NULL. realloc(NULL, n) is malloc(n);
+ * realloc(p, 0) frees p and returns NULL in both modes. Any thread. */
 void *mem_malloc(size_t size);
 void *mem_calloc(size_t n, size_t size);
 void *mem_realloc(void *ptr, size_t size);
@@ -38,6 +44,10 @@ int mem_hook_libuv(void);
 
 /* Process-wide totals, summed over per-thread cache-line-padded slots (relaxed atomic loads).
  * Any thread. */
+/* A realloc that moves the block counts one malloc and one free (so mallocs - frees is the
+ * number of live blocks); one that stays in place moves only the byte figures. Each thread
+ * charges its own slot (Redis zmalloc style); a thread keeps its slot until the process ends, and
+ * threads beyond the 256 slots share one slot updated with atomic adds. */
 typedef struct {
     uint64_t mallocs;           /* successful allocations (malloc, calloc, realloc of NULL) */
     uint64_t frees;             /* frees of non-NULL pointers (and realloc to a new block) */
@@ -59,5 +69,10 @@ int mem_write_report(FILE *out);
 /* Test hook: while fail_after >= 0, the (fail_after+1)-th next allocation through the layer on
  * any thread fails with NULL and the counter returns to -1. -1 disables. */
 void mem_fail_after(int64_t fail_after);
+
+/* Test hook proving which allocator really serves: 1 when p lies in mimalloc's heap
+ * (mi_is_in_heap_region), 0 when not, -ENOENT when libmimalloc cannot be loaded. In libc mode it
+ * loads libmimalloc (RTLD_LOCAL) on first call just to ask. Any thread. */
+int mem_owned_by_mimalloc(const void *p);
 
 #endif

@@ -83,19 +83,34 @@ void metrics_writer_printf(metrics_writer_t *w, const char *fmt, ...)
 void metrics_family(metrics_writer_t *w, const char *name, const char *type, const char *help);
 
 /* "name{labels} value\n"; labels is NULL or already-formatted `k="v",k2="v2"` (use
- * metrics_label_escape for values). Integers printed exactly; doubles with %.17g, NaN/+Inf as
- * Prometheus spells them. */
+ * metrics_label_escape for values). Integers printed exactly; doubles exactly too, as the
+ * shortest text that reads back as the same double (Go's strconv 'g' -1, as Prometheus clients
+ * print: "0.1", "2.5", "1e+06"), and NaN, +Inf, -Inf as Prometheus spells them. */
 void metrics_sample_u64(metrics_writer_t *w, const char *name, const char *labels, uint64_t v);
 void metrics_sample_i64(metrics_writer_t *w, const char *name, const char *labels, int64_t v);
 void metrics_sample_f64(metrics_writer_t *w, const char *name, const char *labels, double v);
 
+/* "name{key="value"} v\n" with value escaped as metrics_label_escape does, never truncated. */
+void metrics_sample_u64_label(metrics_writer_t *w, const char *name, const char *key,
+                              const char *value, uint64_t v);
+
 /* Writes a label value escaped for the text format (\\, \", \n) into out (NUL-terminated,
- * truncated to outsz). Returns the length written. */
+ * truncated to outsz between escape sequences, never inside one). Bytes that are not valid
+ * UTF-8 become U+FFFD, since Prometheus rejects such label values. Returns the length written. */
 size_t metrics_label_escape(char *out, size_t outsz, const char *value);
 
-/* Writes _bucket{le=...} (cumulative), _sum (seconds) and _count lines, after the family header. */
+/* Formats v as samples and le labels are printed (see above) into out (NUL-terminated).
+ * Returns the length written; 40 bytes always suffice. */
+size_t metrics_format_double(char *out, size_t outsz, double v);
+
+/* Writes the family header, then _bucket{le=...} (cumulative; le printed like Prometheus
+ * clients: "0.0001", "2.5", "+Inf"), _sum (seconds) and _count (equal to the +Inf bucket). */
 void metrics_hist_write(metrics_writer_t *w, const char *name, const char *help,
                         const metrics_hist_t *h);
+/* The same sample lines without the header, with extra labels (NULL or `k="v"`, formatted as for
+ * metrics_sample_u64) before le: for a histogram family with several label sets. */
+void metrics_hist_samples(metrics_writer_t *w, const char *name, const char *labels,
+                          const metrics_hist_t *h);
 
 /* The standard process collector, read from /proc/self. Returns 0 or -errno. */
 typedef struct {
