@@ -70,6 +70,7 @@ static struct {
     void (*stats_print_out)(void (*)(const char *, void *), void *);
     void (*collect)(bool);
     bool (*is_in_heap_region)(const void *);
+    bool (*check_owned)(const void *);
 } mi;
 static pthread_once_t mi_once = PTHREAD_ONCE_INIT;
 static char last_error[256];
@@ -101,7 +102,8 @@ static void mi_load(void)
         RESOLVE(h, realloc, "mi_realloc") || RESOLVE(h, free, "mi_free") ||
         RESOLVE(h, usable_size, "mi_usable_size") || RESOLVE(h, process_info, "mi_process_info") ||
         RESOLVE(h, stats_print_out, "mi_stats_print_out") || RESOLVE(h, collect, "mi_collect") ||
-        RESOLVE(h, is_in_heap_region, "mi_is_in_heap_region")) {
+        RESOLVE(h, is_in_heap_region, "mi_is_in_heap_region") ||
+        RESOLVE(h, check_owned, "mi_check_owned")) {
         return; /* the handle stays open: dlclose of an allocator is never safe */
     }
     mi.ok = true;
@@ -392,5 +394,8 @@ int mem_owned_by_mimalloc(const void *p)
     if (!mi.ok) {
         return -ENOENT;
     }
-    return mi.is_in_heap_region(p) ? 1 : 0;
+    /* mimalloc 2.0's segment map covers addresses below 20 TiB only; where the OS places
+     * segments higher (under ASan, whose shadow takes mimalloc's hinted range), fall back to a
+     * walk of the calling thread's heap. */
+    return mi.is_in_heap_region(p) || mi.check_owned(p) ? 1 : 0;
 }

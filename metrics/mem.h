@@ -70,9 +70,11 @@ int mem_write_report(FILE *out);
  * any thread fails with NULL and the counter returns to -1. -1 disables. */
 void mem_fail_after(int64_t fail_after);
 
-/* Test hook proving which allocator really serves: 1 when p lies in mimalloc's heap
- * (mi_is_in_heap_region), 0 when not, -ENOENT when libmimalloc cannot be loaded. In libc mode it
- * loads libmimalloc (RTLD_LOCAL) on first call just to ask. Any thread. */
+/* Test hook proving which allocator really serves: 1 when p lies in mimalloc's heap, 0 when not,
+ * -ENOENT when libmimalloc cannot be loaded. Asks mi_is_in_heap_region (mimalloc's segment map,
+ * which covers addresses below 20 TiB), then mi_check_owned (a walk of the calling thread's
+ * mimalloc heap): so for blocks above 20 TiB (as under ASan) it is exact only on the thread that
+ * allocated p. In libc mode it loads libmimalloc (RTLD_LOCAL) on first call just to ask. */
 int mem_owned_by_mimalloc(const void *p);
 
 #endif
