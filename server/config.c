@@ -1,0 +1,660 @@
+/* config.c - ingestd's flags: one table drives parsing, environment variables and --help. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "mem.h"
+#include "pool.h"
+#include "sink.h"
+
+#ifndef INGESTD_VERSION
+#define INGESTD_VERSION "0.0.0"
+#endif
+
+#define MS_PER_S 1000ull
+
+typedef enum {
+    K_ADDR,         /* srv_addr_t, never off */
+    K_ADDR_OFF,     /* srv_addr_t, "off" allowed */
+    K_UINT,         /* unsigned, [min, max] */
+    K_UINT64,       /* uint64_t, [min, max] */
+    K_BYTES,        /* uint64_t bytes, [min, max] */
+    K_BYTES_OFF,    /* uint64_t bytes, "off" = 0 */
+    K_DURATION,     /* uint64_t ms, [min, max] */
+    K_DURATION_OFF, /* uint64_t ms, "off" = 0 */
+    K_BOOL,         /* int, on|off */
+    K_ALLOCATOR,    /* int, libc|mimalloc */
+    K_RETAIN,       /* int, PERCENT|off */
+    K_SINK,         /* char sink[] */
+    K_LOGFMT,       /* srv_log_format_t */
+} kind_t;
+
+typedef struct {
+    const char *name;
+    const char *metavar;
+    kind_t kind;
+    size_t off;
+    uint64_t min;
+    uint64_t max;
+    const char *help;
+} flag_t;
+
+#define F(field) offsetof(srv_config_t, field)
+#define KIB 1024ull
+#define MIB (1024ull * 1024)
+#define GIB (1024ull * 1024 * 1024)
+
+static const flag_t flags[] = {
+    {"tcp", "HOST:PORT|off", K_ADDR_OFF, F(tcp), 0, 0, "NDJSON over TCP listen address"},
+    {"http", "HOST:PORT|off", K_ADDR_OFF, F(http), 0, 0, "HTTP ingest listen address"},
+    {"admin", "HOST:PORT|off", K_ADDR_OFF, F(admin), 0, 0,
+     "control listener: /metrics, /healthz, /readyz"},
+    {"workers", "N", K_UINT, F(workers), 1, 1024, "worker threads (default: usable CPUs)"},
+    {"pool", "on|off", K_BOOL, F(pool), 0, 0, "pooled blocks and per-event arena (off: naive)"},
+    {"allocator", "libc|mimalloc", K_ALLOCATOR, F(allocator), 0, 0,
+     "allocator under the counting layer"},
+    {"pool-retain", "PERCENT|off", K_RETAIN, F(pool_retain), 0, 10000,
+     "idle blocks kept at a trim, percent of peak in-use (off: never release)"},
+    {"trim-interval", "DURATION|off", K_DURATION_OFF, F(trim_interval_ms), 1, 24 * 3600 * MS_PER_S,
+     "how often each worker trims its pool cache"},
+    {"max-event-bytes", "BYTES", K_BYTES, F(max_event_bytes), 1, GIB,
+     "longest event; longer lines are rejected as too_large"},
+    {"max-body-bytes", "BYTES", K_BYTES, F(max_body_bytes), 1, 64 * GIB,
+     "largest HTTP request body (413 above)"},
+    {"max-header-bytes", "BYTES", K_BYTES, F(max_header_bytes), 256, 64 * MIB,
+     "largest HTTP request head (431 above)"},
+    {"max-connections", "N", K_UINT64, F(max_connections), 1, 10000000,
+     "open client connections over all workers; more are accepted and closed (counted)"},
+    {"idle-timeout", "DURATION|off", K_DURATION_OFF, F(idle_timeout_ms), 1, 24 * 3600 * MS_PER_S,
+     "close connections silent this long"},
+    {"header-timeout", "DURATION|off", K_DURATION_OFF, F(header_timeout_ms), 1,
+     24 * 3600 * MS_PER_S, "time to receive an HTTP request head"},
+    {"body-timeout", "DURATION|off", K_DURATION_OFF, F(body_timeout_ms), 1, 24 * 3600 * MS_PER_S,
+     "time to receive an HTTP request body"},
+    {"sink", "null|file:PATH", K_SINK, F(sink), 0, 0, "where accepted events go"},
+    {"memory-limit", "BYTES|off", K_BYTES_OFF, F(memory_limit), 1, UINT64_MAX,
+     "above this many live bytes (counting layer): trim at once, pause reading until below"},
+    {"shutdown-timeout", "DURATION", K_DURATION, F(shutdown_timeout_ms), 1, 3600 * MS_PER_S,
+     "longest drain on SIGTERM/SIGINT"},
+    {"log-format", "text|json", K_LOGFMT, F(log_format), 0, 0, "stderr log format"},
+};
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+        return (unsigned)CPU_COUNT(&set);
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+void srv_config_defaults(srv_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    (void)srv_parse_addr("0.0.0.0:7070", 0, &cfg->tcp);
+    (void)srv_parse_addr("0.0.0.0:8080", 0, &cfg->http);
+    (void)srv_parse_addr("127.0.0.1:6060", 0, &cfg->admin);
+    cfg->workers = usable_cpus();
+    if (cfg->workers > 1024) {
+        cfg->workers = 1024;
+    }
+    cfg->pool = 1;
+    cfg->allocator = MEM_ALLOCATOR_LIBC;
+    cfg->pool_retain = 100;
+    cfg->trim_interval_ms = 10 * MS_PER_S;
+    cfg->max_event_bytes = MIB;
+    cfg->max_body_bytes = 8 * MIB;
+    cfg->max_header_bytes = 16 * KIB;
+    cfg->max_connections = 10000;
+    cfg->idle_timeout_ms = 60 * MS_PER_S;
+    cfg->header_timeout_ms = 10 * MS_PER_S;
+    cfg->body_timeout_ms = 30 * MS_PER_S;
+    snprintf(cfg->sink, sizeof(cfg->sink), "null");
+    cfg->memory_limit = 0;
+    cfg->shutdown_timeout_ms = 10 * MS_PER_S;
+    cfg->log_format = SRV_LOG_TEXT;
+}
+
+/* ---- pure parsers ---- */
+
+int srv_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (s == NULL || *s == '\0') {
+        return -EINVAL;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!isdigit((unsigned char)*p)) {
+            return -EINVAL;
+        }
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return -EINVAL;
+        }
+        v = v * 10 + d;
+    }
+    if (v < min || v > max) {
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Splits s into a decimal number and a unit suffix. Returns 0 or -EINVAL. */
+static int split_number(const char *s, uint64_t *num, const char **unit)
+{
+    const char *p = s;
+    uint64_t v = 0;
+
+    if (s == NULL || !isdigit((unsigned char)*s)) {
+        return -EINVAL;
+    }
+    while (isdigit((unsigned char)*p)) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return -EINVAL;
+        }
+        v = v * 10 + d;
+        p++;
+    }
+    *num = v;
+    *unit = p;
+    return 0;
+}
+
+int srv_parse_bytes(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},      {"b", 1},   {"k", KIB},   {"kib", KIB},     {"m", MIB},
+        {"mib", MIB}, {"g", GIB}, {"gib", GIB}, {"t", GIB * KIB}, {"tib", GIB * KIB},
+    };
+    uint64_t v;
+    const char *unit;
+
+    if (split_number(s, &v, &unit) != 0) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(unit, units[i].unit) == 0) {
+            if (v > UINT64_MAX / units[i].mult) {
+                return -EINVAL;
+            }
+            *out = v * units[i].mult;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int srv_parse_duration_ms(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {{"ms", 1}, {"s", MS_PER_S}, {"m", 60 * MS_PER_S}, {"h", 3600 * MS_PER_S}};
+    uint64_t v;
+    const char *unit;
+
+    if (split_number(s, &v, &unit) != 0) {
+        return -EINVAL;
+    }
+    if (*unit == '\0') {
+        if (v != 0) {
+            return -EINVAL;
+        }
+        *out = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(unit, units[i].unit) == 0) {
+            if (v > UINT64_MAX / units[i].mult) {
+                return -EINVAL;
+            }
+            *out = v * units[i].mult;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int srv_parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"on", "true", "1", "yes"};
+    static const char *const no[] = {"off", "false", "0", "no"};
+
+    if (s == NULL) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int srv_parse_addr(const char *s, int allow_off, srv_addr_t *out)
+{
+    srv_addr_t a;
+    char host[48];
+    const char *colon;
+    const char *hs;
+    size_t hl;
+    uint64_t port;
+
+    memset(&a, 0, sizeof(a));
+    if (s == NULL) {
+        return -EINVAL;
+    }
+    if (strcmp(s, "off") == 0) {
+        if (!allow_off) {
+            return -EINVAL;
+        }
+        snprintf(a.text, sizeof(a.text), "off");
+        *out = a;
+        return 0;
+    }
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':') {
+            return -EINVAL;
+        }
+        hs = s + 1;
+        hl = (size_t)(close - hs);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL) {
+            return -EINVAL;
+        }
+        hs = s;
+        hl = (size_t)(colon - s);
+        if (memchr(hs, ':', hl) != NULL) {
+            return -EINVAL; /* IPv6 needs brackets */
+        }
+    }
+    if (hl >= sizeof(host) || srv_parse_uint(colon + 1, 0, 65535, &port) != 0) {
+        return -EINVAL;
+    }
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    if (hl == 0) {
+        snprintf(host, sizeof(host), "0.0.0.0");
+    }
+    if (s[0] == '[') {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.addr;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
+            return -EINVAL;
+        }
+        snprintf(a.text, sizeof(a.text), "[%s]:%u", host, (unsigned)port);
+    } else {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&a.addr;
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &in4->sin_addr) != 1) {
+            return -EINVAL;
+        }
+        snprintf(a.text, sizeof(a.text), "%s:%u", host, (unsigned)port);
+    }
+    a.enabled = 1;
+    *out = a;
+    return 0;
+}
+
+/* ---- table-driven flag handling ---- */
+
+static void format_bytes(uint64_t v, char *buf, size_t sz)
+{
+    if (v != 0 && v % GIB == 0) {
+        snprintf(buf, sz, "%lluGiB", (unsigned long long)(v / GIB));
+    } else if (v != 0 && v % MIB == 0) {
+        snprintf(buf, sz, "%lluMiB", (unsigned long long)(v / MIB));
+    } else if (v != 0 && v % KIB == 0) {
+        snprintf(buf, sz, "%lluKiB", (unsigned long long)(v / KIB));
+    } else {
+        snprintf(buf, sz, "%llu", (unsigned long long)v);
+    }
+}
+
+static void format_duration(uint64_t ms, char *buf, size_t sz)
+{
+    if (ms != 0 && ms % (3600 * MS_PER_S) == 0) {
+        snprintf(buf, sz, "%lluh", (unsigned long long)(ms / (3600 * MS_PER_S)));
+    } else if (ms != 0 && ms % (60 * MS_PER_S) == 0) {
+        snprintf(buf, sz, "%llum", (unsigned long long)(ms / (60 * MS_PER_S)));
+    } else if (ms % MS_PER_S == 0) {
+        snprintf(buf, sz, "%llus", (unsigned long long)(ms / MS_PER_S));
+    } else {
+        snprintf(buf, sz, "%llums", (unsigned long long)ms);
+    }
+}
+
+static void format_value(const srv_config_t *cfg, const flag_t *f, char *buf, size_t sz)
+{
+    const char *base = (const char *)cfg;
+
+    switch (f->kind) {
+    case K_ADDR:
+    case K_ADDR_OFF:
+        snprintf(buf, sz, "%s", ((const srv_addr_t *)(base + f->off))->text);
+        break;
+    case K_UINT:
+        snprintf(buf, sz, "%u", *(const unsigned *)(base + f->off));
+        break;
+    case K_UINT64:
+        snprintf(buf, sz, "%llu", (unsigned long long)*(const uint64_t *)(base + f->off));
+        break;
+    case K_BYTES:
+    case K_BYTES_OFF: {
+        uint64_t v = *(const uint64_t *)(base + f->off);
+        if (f->kind == K_BYTES_OFF && v == 0) {
+            snprintf(buf, sz, "off");
+        } else {
+            format_bytes(v, buf, sz);
+        }
+        break;
+    }
+    case K_DURATION:
+    case K_DURATION_OFF: {
+        uint64_t v = *(const uint64_t *)(base + f->off);
+        if (f->kind == K_DURATION_OFF && v == 0) {
+            snprintf(buf, sz, "off");
+        } else {
+            format_duration(v, buf, sz);
+        }
+        break;
+    }
+    case K_BOOL:
+        snprintf(buf, sz, "%s", *(const int *)(base + f->off) ? "on" : "off");
+        break;
+    case K_ALLOCATOR:
+        snprintf(buf, sz, "%s", cfg->allocator == MEM_ALLOCATOR_MIMALLOC ? "mimalloc" : "libc");
+        break;
+    case K_RETAIN:
+        if (cfg->pool_retain == POOL_RETAIN_OFF) {
+            snprintf(buf, sz, "off");
+        } else {
+            snprintf(buf, sz, "%d", cfg->pool_retain);
+        }
+        break;
+    case K_SINK:
+        snprintf(buf, sz, "%s", cfg->sink);
+        break;
+    case K_LOGFMT:
+        snprintf(buf, sz, "%s", cfg->log_format == SRV_LOG_JSON ? "json" : "text");
+        break;
+    }
+}
+
+/* Describes what a flag allows, for the error line. */
+static void allowed_text(const flag_t *f, char *buf, size_t sz)
+{
+    char lo[32];
+    char hi[32];
+
+    switch (f->kind) {
+    case K_UINT:
+    case K_UINT64:
+        snprintf(buf, sz, "an integer from %llu to %llu", (unsigned long long)f->min,
+                 (unsigned long long)f->max);
+        break;
+    case K_BYTES:
+    case K_BYTES_OFF:
+        format_bytes(f->min, lo, sizeof(lo));
+        format_bytes(f->max, hi, sizeof(hi));
+        snprintf(buf, sz, "bytes from %s to %s (suffixes K/KiB, M/MiB, G/GiB, T/TiB)%s", lo, hi,
+                 f->kind == K_BYTES_OFF ? " or off" : "");
+        break;
+    case K_DURATION:
+    case K_DURATION_OFF:
+        format_duration(f->min, lo, sizeof(lo));
+        format_duration(f->max, hi, sizeof(hi));
+        snprintf(buf, sz, "a duration from %s to %s with a unit ms, s, m or h%s", lo, hi,
+                 f->kind == K_DURATION_OFF ? ", or off" : "");
+        break;
+    case K_RETAIN:
+        snprintf(buf, sz, "a percent from 0 to %llu, or off", (unsigned long long)f->max);
+        break;
+    case K_ADDR:
+    case K_ADDR_OFF:
+        snprintf(buf, sz, "IPV4:PORT, [IPV6]:PORT or :PORT (port 0 to 65535)%s",
+                 f->kind == K_ADDR_OFF ? ", or off" : "");
+        break;
+    case K_SINK:
+        snprintf(buf, sz, "%s", SRV_SINK_SPEC_ALLOWED);
+        break;
+    default:
+        snprintf(buf, sz, "%s", f->metavar);
+        break;
+    }
+}
+
+static int apply(srv_config_t *cfg, const flag_t *f, const char *v)
+{
+    char *base = (char *)cfg;
+    uint64_t u;
+
+    switch (f->kind) {
+    case K_ADDR:
+    case K_ADDR_OFF:
+        return srv_parse_addr(v, f->kind == K_ADDR_OFF, (srv_addr_t *)(base + f->off));
+    case K_UINT:
+        if (srv_parse_uint(v, f->min, f->max, &u) != 0) {
+            return -EINVAL;
+        }
+        *(unsigned *)(base + f->off) = (unsigned)u;
+        return 0;
+    case K_UINT64:
+        return srv_parse_uint(v, f->min, f->max, (uint64_t *)(base + f->off));
+    case K_BYTES:
+    case K_BYTES_OFF:
+        if (f->kind == K_BYTES_OFF && strcmp(v, "off") == 0) {
+            *(uint64_t *)(base + f->off) = 0;
+            return 0;
+        }
+        if (srv_parse_bytes(v, &u) != 0 || u < f->min || u > f->max) {
+            return -EINVAL;
+        }
+        *(uint64_t *)(base + f->off) = u;
+        return 0;
+    case K_DURATION:
+    case K_DURATION_OFF:
+        if (f->kind == K_DURATION_OFF && strcmp(v, "off") == 0) {
+            *(uint64_t *)(base + f->off) = 0;
+            return 0;
+        }
+        if (srv_parse_duration_ms(v, &u) != 0 || u < f->min || u > f->max) {
+            return -EINVAL;
+        }
+        *(uint64_t *)(base + f->off) = u;
+        return 0;
+    case K_BOOL:
+        return srv_parse_bool(v, (int *)(base + f->off));
+    case K_ALLOCATOR:
+        if (strcmp(v, "libc") == 0) {
+            cfg->allocator = MEM_ALLOCATOR_LIBC;
+        } else if (strcmp(v, "mimalloc") == 0) {
+            cfg->allocator = MEM_ALLOCATOR_MIMALLOC;
+        } else {
+            return -EINVAL;
+        }
+        return 0;
+    case K_RETAIN: {
+        char num[32];
+        size_t n = strlen(v);
+        if (strcmp(v, "off") == 0) {
+            cfg->pool_retain = POOL_RETAIN_OFF;
+            return 0;
+        }
+        if (n == 0 || n >= sizeof(num)) {
+            return -EINVAL;
+        }
+        memcpy(num, v, n + 1);
+        if (num[n - 1] == '%') {
+            num[n - 1] = '\0';
+        }
+        if (srv_parse_uint(num, f->min, f->max, &u) != 0) {
+            return -EINVAL;
+        }
+        cfg->pool_retain = (int)u;
+        return 0;
+    }
+    case K_SINK:
+        if (srv_sink_parse_spec(v, NULL, NULL) != 0 || strlen(v) >= sizeof(cfg->sink)) {
+            return -EINVAL;
+        }
+        snprintf(cfg->sink, sizeof(cfg->sink), "%s", v);
+        return 0;
+    case K_LOGFMT:
+        if (strcmp(v, "text") == 0) {
+            cfg->log_format = SRV_LOG_TEXT;
+        } else if (strcmp(v, "json") == 0) {
+            cfg->log_format = SRV_LOG_JSON;
+        } else {
+            return -EINVAL;
+        }
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static void env_name(const flag_t *f, char *buf, size_t sz)
+{
+    size_t n = (size_t)snprintf(buf, sz, "INGESTD_");
+    for (const char *p = f->name; *p != '\0' && n + 1 < sz; p++) {
+        buf[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    }
+    buf[n] = '\0';
+}
+
+static const flag_t *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NFLAGS; i++) {
+        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0) {
+            return &flags[i];
+        }
+    }
+    return NULL;
+}
+
+static void bad_value(FILE *err, const flag_t *f, const char *v, const char *from)
+{
+    char allowed[160];
+
+    allowed_text(f, allowed, sizeof(allowed));
+    fprintf(err, "ingestd: invalid value \"%s\" for --%s%s: allowed: %s\n", v, f->name, from,
+            allowed);
+}
+
+static void print_help(FILE *out)
+{
+    srv_config_t def;
+    char val[160];
+    char env[64];
+
+    srv_config_defaults(&def);
+    fprintf(out, "usage: ingestd [FLAGS]\n"
+                 "Ingests newline-delimited JSON events over TCP and HTTP.\n"
+                 "Every flag may also be set as an INGESTD_<NAME> environment variable; flags "
+                 "win.\n\n");
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const flag_t *f = &flags[i];
+        format_value(&def, f, val, sizeof(val));
+        env_name(f, env, sizeof(env));
+        fprintf(out, "  --%s %s\n      %s (default %s; env %s)\n", f->name, f->metavar, f->help,
+                val, env);
+    }
+    fprintf(out, "  --help      this text\n  --version   print the version\n"
+                 "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the file sink.\n");
+}
+
+srv_config_result_t srv_config_parse(srv_config_t *cfg, int argc, char **argv, char **envp,
+                                     FILE *out, FILE *err)
+{
+    char env[64];
+
+    for (size_t i = 0; envp != NULL && i < NFLAGS; i++) {
+        env_name(&flags[i], env, sizeof(env));
+        size_t n = strlen(env);
+        for (char **e = envp; *e != NULL; e++) {
+            if (strncmp(*e, env, n) == 0 && (*e)[n] == '=') {
+                if (apply(cfg, &flags[i], *e + n + 1) != 0) {
+                    char from[80];
+                    snprintf(from, sizeof(from), " (from %s)", env);
+                    bad_value(err, &flags[i], *e + n + 1, from);
+                    return SRV_CONFIG_ERROR;
+                }
+            }
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help(out);
+            return SRV_CONFIG_EXIT_OK;
+        }
+        if (strcmp(a, "--version") == 0) {
+            fprintf(out, "ingestd %s\n", INGESTD_VERSION);
+            return SRV_CONFIG_EXIT_OK;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(err, "ingestd: unexpected argument \"%s\" (flags start with --; see --help)\n",
+                    a);
+            return SRV_CONFIG_ERROR;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        const flag_t *f = find_flag(name, nlen);
+        if (f == NULL) {
+            fprintf(err, "ingestd: unknown flag \"%.*s\" (see --help)\n", (int)(nlen + 2), a);
+            return SRV_CONFIG_ERROR;
+        }
+        const char *v;
+        if (eq != NULL) {
+            v = eq + 1;
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
+            fprintf(err, "ingestd: --%s needs a value: %s\n", f->name, f->metavar);
+            return SRV_CONFIG_ERROR;
+        }
+        if (apply(cfg, f, v) != 0) {
+            bad_value(err, f, v, "");
+            return SRV_CONFIG_ERROR;
+        }
+    }
+    return SRV_CONFIG_RUN;
+}
+
+int srv_config_item(const srv_config_t *cfg, size_t i, const char **name, char *val, size_t valsz)
+{
+    if (i >= NFLAGS) {
+        return -ENOENT;
+    }
+    *name = flags[i].name;
+    format_value(cfg, &flags[i], val, valsz);
+    return 0;
+}

@@ -1,0 +1,81 @@
+/* config.h - ingestd's flags: defaults, parsing from argv and INGESTD_* variables, help text. */
+#ifndef INGESTD_CONFIG_H
+#define INGESTD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+/* A listen address: "HOST:PORT", "[V6]:PORT", ":PORT" (all IPv4 interfaces) or "off". */
+typedef struct {
+    int enabled;
+    struct sockaddr_storage addr;
+    char text[72]; /* as given (normalised), for logs */
+} srv_addr_t;
+
+typedef enum {
+    SRV_LOG_TEXT = 0,
+    SRV_LOG_JSON = 1,
+} srv_log_format_t;
+
+/* The effective configuration. Durations in milliseconds, 0 meaning "off" where the flag
+ * allows it; sizes in bytes, 0 meaning "off" for memory_limit. */
+typedef struct {
+    srv_addr_t tcp;
+    srv_addr_t http;
+    srv_addr_t admin;
+    unsigned workers;
+    int pool;        /* 1 pooled, 0 naive */
+    int allocator;   /* mem_allocator_t */
+    int pool_retain; /* percent, or POOL_RETAIN_OFF */
+    uint64_t trim_interval_ms;
+    uint64_t max_event_bytes;
+    uint64_t max_body_bytes;
+    uint64_t max_header_bytes;
+    uint64_t max_connections;
+    uint64_t idle_timeout_ms;
+    uint64_t header_timeout_ms;
+    uint64_t body_timeout_ms;
+    char sink[4102]; /* "null" or "file:PATH", checked with srv_sink_parse_spec */
+    uint64_t memory_limit;
+    uint64_t shutdown_timeout_ms;
+    srv_log_format_t log_format;
+} srv_config_t;
+
+/* Fills cfg with every default (workers = usable CPUs). */
+void srv_config_defaults(srv_config_t *cfg);
+
+/* What srv_config_parse decided. */
+typedef enum {
+    SRV_CONFIG_RUN = 0,     /* start the service */
+    SRV_CONFIG_EXIT_OK = 1, /* --help or --version was printed: exit 0 */
+    SRV_CONFIG_ERROR = 2,   /* one line was written to err: exit 2 */
+} srv_config_result_t;
+
+/* Applies INGESTD_* variables from envp (NULL-terminated "NAME=value" list, may be NULL), then
+ * argv (flags win), over the defaults already in cfg. Flags take "--name value" or
+ * "--name=value". Help and version go to out; a bad flag or value writes one line naming the
+ * flag, the value and what is allowed to err. */
+srv_config_result_t srv_config_parse(srv_config_t *cfg, int argc, char **argv, char **envp,
+                                     FILE *out, FILE *err);
+
+/* Pure value parsers. Each returns 0, or -EINVAL leaving *out untouched. */
+
+/* "HOST:PORT", "[V6]:PORT", ":PORT", or "off" when allow_off. */
+int srv_parse_addr(const char *s, int allow_off, srv_addr_t *out);
+/* A decimal count of bytes with an optional binary suffix: K, KiB, M, MiB, G, GiB, T, TiB
+ * (case-insensitive; "B" allowed). Overflow is an error. */
+int srv_parse_bytes(const char *s, uint64_t *out);
+/* A decimal number with a unit: ms, s, m, h ("0" alone is allowed). Result in milliseconds. */
+int srv_parse_duration_ms(const char *s, uint64_t *out);
+/* A decimal integer in [min, max]. */
+int srv_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* "on"/"off" (also true/false, 1/0, yes/no). */
+int srv_parse_bool(const char *s, int *out);
+
+/* The i-th setting of the effective configuration, for the start log line: its flag name
+ * (static) and its value formatted as a flag would take it. Returns 0, or -ENOENT past the end. */
+int srv_config_item(const srv_config_t *cfg, size_t i, const char **name, char *val, size_t valsz);
+
+#endif

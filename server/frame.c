@@ -1,0 +1,205 @@
+/* frame.c - NDJSON framing over pooled blocks (see frame.h for the contract). */
+#include "frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void srv_frame_init(srv_frame_t *f, pool_cache_t *cache, size_t max_event,
+                    void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *))
+{
+    memset(f, 0, sizeof(*f));
+    f->cache = cache;
+    f->max_event = max_event;
+    f->realloc_fn = realloc_fn != NULL ? realloc_fn : realloc;
+    f->free_fn = free_fn != NULL ? free_fn : free;
+}
+
+int srv_frame_buf(srv_frame_t *f, char **base, size_t *len)
+{
+    if (f->block == NULL) {
+        f->block = pool_get(f->cache);
+        if (f->block == NULL) {
+            *base = NULL;
+            *len = 0;
+            return -ENOMEM;
+        }
+        f->len = 0;
+    }
+    *base = f->block + f->len;
+    *len = POOL_BLOCK_SIZE - f->len;
+    return 0;
+}
+
+static int is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A complete line (without "\n"): strip one "\r", skip blanks, enforce the limit. */
+static void emit(srv_frame_t *f, const char *line, size_t n, const srv_frame_ops_t *ops, void *ctx)
+{
+    if (n > 0 && line[n - 1] == '\r') {
+        n--;
+    }
+    if (is_blank(line, n)) {
+        return;
+    }
+    if (n > f->max_event) {
+        ops->on_reject(ctx, SRV_REJECT_TOO_LARGE);
+        return;
+    }
+    ops->on_line(ctx, line, n);
+}
+
+static void drop_big(srv_frame_t *f)
+{
+    f->free_fn(f->big);
+    f->big = NULL;
+    f->big_len = 0;
+    f->big_cap = 0;
+}
+
+/* Appends to the assembly buffer. The limit is max_event + 1 so that a "\r" before the newline
+ * still fits. Over it: too_large is reported, the buffer dropped and the rest skipped. */
+static void big_append(srv_frame_t *f, const char *p, size_t n, const srv_frame_ops_t *ops,
+                       void *ctx)
+{
+    size_t limit = f->max_event + 1;
+
+    if (f->big_len + n > limit) {
+        drop_big(f);
+        f->skipping = 1;
+        ops->on_reject(ctx, SRV_REJECT_TOO_LARGE);
+        return;
+    }
+    if (f->big_len + n > f->big_cap) {
+        size_t cap = f->big_cap != 0 ? f->big_cap * 2 : 2 * POOL_BLOCK_SIZE;
+        if (cap < f->big_len + n) {
+            cap = f->big_len + n;
+        }
+        if (cap > limit) {
+            cap = limit;
+        }
+        char *nb = f->realloc_fn(f->big, cap);
+        f->big_allocs++;
+        if (nb == NULL) {
+            /* No memory for this line: it cannot be judged, so it is dropped as too large. */
+            drop_big(f);
+            f->skipping = 1;
+            ops->on_reject(ctx, SRV_REJECT_TOO_LARGE);
+            return;
+        }
+        f->big = nb;
+        f->big_cap = cap;
+    }
+    memcpy(f->big + f->big_len, p, n);
+    f->big_len += n;
+}
+
+static void put_block_if_empty(srv_frame_t *f)
+{
+    if (f->block != NULL && f->len == 0) {
+        pool_put(f->cache, f->block);
+        f->block = NULL;
+    }
+}
+
+void srv_frame_commit(srv_frame_t *f, size_t n, const srv_frame_ops_t *ops, void *ctx)
+{
+    if (f->block == NULL) {
+        return;
+    }
+    char *line = f->block;       /* start of the current line (a carried partial is at front) */
+    char *p = f->block + f->len; /* the partial holds no newline: scan only the new bytes */
+    char *end = p + n;
+    char *nl;
+
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        if (f->skipping) {
+            f->skipping = 0;
+        } else if (f->big != NULL) {
+            big_append(f, line, (size_t)(nl - line), ops, ctx);
+            if (f->big != NULL) {
+                emit(f, f->big, f->big_len, ops, ctx);
+                drop_big(f);
+            }
+            f->skipping = 0;
+        } else {
+            emit(f, line, (size_t)(nl - line), ops, ctx);
+        }
+        p = line = nl + 1;
+    }
+
+    size_t rest = (size_t)(end - line);
+    if (f->skipping) {
+        f->len = 0;
+    } else if (f->big != NULL) {
+        big_append(f, line, rest, ops, ctx);
+        f->len = 0;
+    } else if (rest == POOL_BLOCK_SIZE) {
+        /* A line that fills the whole block: assemble it on the heap, or skip it at once. */
+        f->oversize++;
+        f->len = 0;
+        big_append(f, line, rest, ops, ctx);
+    } else {
+        if (line != f->block && rest > 0) {
+            memmove(f->block, line, rest);
+        }
+        f->len = rest;
+    }
+    put_block_if_empty(f);
+}
+
+int srv_frame_feed(srv_frame_t *f, const char *data, size_t n, const srv_frame_ops_t *ops,
+                   void *ctx)
+{
+    while (n > 0) {
+        char *base;
+        size_t room;
+        if (srv_frame_buf(f, &base, &room) != 0) {
+            return -ENOMEM;
+        }
+        size_t take = n < room ? n : room;
+        memcpy(base, data, take);
+        srv_frame_commit(f, take, ops, ctx);
+        data += take;
+        n -= take;
+    }
+    return 0;
+}
+
+int srv_frame_pending(const srv_frame_t *f)
+{
+    return f->skipping || f->big != NULL || (f->block != NULL && f->len > 0);
+}
+
+void srv_frame_finish(srv_frame_t *f, const srv_frame_ops_t *ops, void *ctx)
+{
+    if (!f->skipping) {
+        if (f->big != NULL) {
+            ops->on_reject(ctx, SRV_REJECT_TRUNCATED);
+        } else if (f->block != NULL && f->len > 0 && !is_blank(f->block, f->len)) {
+            ops->on_reject(ctx, SRV_REJECT_TRUNCATED);
+        }
+    }
+    srv_frame_release(f);
+}
+
+void srv_frame_release(srv_frame_t *f)
+{
+    if (f->big != NULL) {
+        drop_big(f);
+    }
+    if (f->block != NULL) {
+        pool_put(f->cache, f->block);
+        f->block = NULL;
+    }
+    f->len = 0;
+    f->skipping = 0;
+}
