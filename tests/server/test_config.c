@@ -1,9 +1,10 @@
 /* test_config.c - unit tests for ingestd's flag parsing (server/config.h). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <arpa/inet.h>
 #include <errno.h>

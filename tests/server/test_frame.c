@@ -1,9 +1,10 @@
 /* test_frame.c - unit tests for the NDJSON framer (server/frame.h), fed byte at a time. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <errno.h>
 #include <stdlib.h>

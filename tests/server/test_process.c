@@ -1,9 +1,10 @@
 /* test_process.c - unit tests for event validation and the per-type table (server/process.h). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
