@@ -22,7 +22,7 @@ typedef struct {
      * previous trim; POOL_RETAIN_OFF never releases. Default 100. */
     int retain_percent;
     /* Free on put instead of caching (h2o under ASan), so use-after-free in callers is caught.
-     * Counters still move as in pooled mode's naive path. */
+     * Counters move as in naive mode: every get misses, every put counts as released. */
     int free_on_put;
     /* Where blocks come from and go back to; NULL means malloc/free. The server passes the
      * counting allocator layer here. */
@@ -52,7 +52,8 @@ typedef struct {
 typedef struct pool pool_t;
 typedef struct pool_cache pool_cache_t;
 
-/* Fills cfg with the defaults: pooled, retain 100, no free-on-put, malloc/free. */
+/* Fills cfg with the defaults: pooled, retain 100, malloc/free, and free_on_put set only when
+ * the environment has INGESTD_POOL_FREE_ON_PUT=1 (the asan test preset sets it). */
 void pool_config_init(pool_config_t *cfg);
 
 /* Creates a pool. Returns 0 and a new pool in *out, -EINVAL for a bad config, -ENOMEM.
@@ -77,13 +78,19 @@ void pool_cache_destroy(pool_cache_t *c);
 void *pool_get(pool_cache_t *c);
 
 /* Steals block back. A block got through any cache of the same pool may be put on any cache.
- * pool_put(c, NULL) does nothing. Owner thread. */
+ * A cache holding more than 128 idle blocks hands its 64 coldest to the depot in one batch; an
+ * empty cache takes one batch from the depot before it allocates. Under ASan an idle block's
+ * bytes past its first 24 (the free-list link) are poisoned. pool_put(c, NULL) does nothing.
+ * Owner thread. */
 void pool_put(pool_cache_t *c, void *block);
 
 /* One trim cycle on this cache: releases the blocks that stayed idle through the whole previous
  * interval, keeps at most retain_percent of the interval's peak in-use blocks idle, resets the
- * peak, and measures its own duration. Also ages the depot. Returns blocks released.
- * Owner thread. */
+ * peak to the current in-use count, and measures its own duration (CLOCK_MONOTONIC). Also ages
+ * the depot, once per trim epoch (the highest trim count any cache has reached), so batches
+ * left there are released two epochs later. Returns blocks released (the depot's included,
+ * counted in this cache's released). Under POOL_RETAIN_OFF, and in naive mode, a trim releases
+ * nothing and ages nothing: it resets the peak and counts and times itself. Owner thread. */
 size_t pool_cache_trim(pool_cache_t *c);
 
 /* Changes the retain percent for later trims. Any thread (relaxed atomic). */
@@ -95,8 +102,9 @@ pool_mode_t pool_mode(const pool_t *p);
 /* Reads one cache's counters without locks. Any thread (relaxed atomic loads). */
 void pool_cache_stats(const pool_cache_t *c, pool_stats_t *out);
 
-/* Sums every cache, live and destroyed, plus the depot's idle blocks. Any thread; takes the
- * pool's registry lock (never on the hot path). */
+/* Sums every cache, live and destroyed, plus the depot's idle blocks. peak_in_use is the sum of
+ * the live caches' peaks, trim_ns_last the largest of their last trims. Any thread; takes the
+ * pool's registry and depot locks (never on the hot path). */
 void pool_stats(pool_t *p, pool_stats_t *out);
 
 #endif
