@@ -1,10 +1,11 @@
 /* test_http.c - unit tests of the HTTP request layer (server/http.c): body kinds, splits at every
  * byte, pipelining, limits, status codes, the errors list, keep-alive. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <jansson.h>
 #include <stdio.h>
@@ -65,7 +66,7 @@ static srv_verdict_t on_event(void *ctx, const char *data, size_t len, const cha
     srv_verdict_t v = SRV_ACCEPTED;
     buf_fmt(&c->log, "event %zu:", len);
     buf_add(&c->log, data, len);
-    json_t *j = json_loadb(data, len, 0, &err);
+    json_t *j = json_loadb(data, len, JSON_DECODE_ANY, &err);
     if (j == NULL) {
         memcpy(c->err_text, err.text, sizeof(c->err_text));
         *detail = c->err_text;
@@ -314,7 +315,7 @@ static void test_json_array_elements_are_events(void **state)
             " [ {\"type\":\"a\",\"s\":\"x,]}\\\"[{\"} ,\n{\"type\":\"b\",\"n\":[1,[2],{\"c\":[]}]},"
             "{\"type\":\"c\"} ] \n"));
     expect_counts(c, 0, 3, 0);
-    assert_non_null(strstr(c->log.p, "event 31:{\"type\":\"a\",\"s\":\"x,]}\\\"[{\"} -> accepted"));
+    assert_non_null(strstr(c->log.p, "event 27:{\"type\":\"a\",\"s\":\"x,]}\\\"[{\"} -> accepted"));
     conn_free(c);
 }
 
@@ -410,8 +411,8 @@ static const char *const split_reqs[] = {
     /* a chunked JSON array */
     "POST /v1/events HTTP/1.1\r\nContent-Type: application/json\r\n"
     "Transfer-Encoding: chunked\r\n\r\n"
-    "7\r\n [{\"typ\r\n17\r\ne\":\"a\"}, {\"s\":\"]\\\"\"}, 7\r\n\r\n"
-    "11\r\n{\"type\":\"b\"} ]   \r\n0\r\n\r\n",
+    "7\r\n [{\"typ\r\n17\r\ne\":\"a\"}, {\"s\":\"]\\\"\"}, 7\r\n"
+    "12\r\n,{\"type\":\"b\"} ]   \r\n0\r\n\r\n",
     /* one object, then Connection: close (bytes after it are ignored) */
     "POST /v1/events HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 16\r\n"
     "Connection: close\r\n\r\n {\"type\":\"one\"} GET /metrics HTTP/1.1\r\n\r\n",
@@ -463,7 +464,7 @@ static void test_split_requests_answer_as_expected(void **state)
     conn_t *c = conn_new(NULL);
     feed_steps(c, split_reqs[0], strlen(split_reqs[0]), 1);
     assert_int_equal(c->rc, 0);
-    expect_counts(c, 0, 2, 1);
+    expect_counts(c, 0, 3, 1);
     resp_t r = get_resp(c, 1);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.body_len, strlen(metrics_body));
@@ -626,7 +627,7 @@ static void test_malformed_request_is_400_with_the_parser_error_name(void **stat
     (void)state;
     static const char *const bad[] = {
         "FOO /v1/events HTTP/1.1\r\n\r\n",
-        "GET /metrics HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost\r\n\r\n",
         "POST /v1/events HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
         "POST /v1/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         "\x01\x02\x03",
@@ -710,7 +711,7 @@ static void test_too_large_event_is_skipped_and_the_next_accepted(void **state)
         feed_steps(c, req, strlen(req), step);
         expect_counts(c, 0, 1, 1);
         assert_int_equal(c->verdicts[SRV_REJECT_TOO_LARGE], 1);
-        assert_non_null(strstr(c->log.p, "event 17:{\"type\":\"next\"} -> accepted"));
+        assert_non_null(strstr(c->log.p, "event 15:{\"type\":\"next\"} -> accepted"));
         /* the skipped line was never buffered */
         assert_true(c->h.carry_cap <= lim.max_event_bytes + 1);
         conn_free(c);

@@ -1,0 +1,983 @@
+/* http.c - the HTTP/1.1 request layer: http-parser callbacks, body framing (NDJSON, JSON array
+ * scanner, one object), limits and the responses. Transport-free; see http.h for the contract. */
+#include "http.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Room kept in front of the errors list so the 200 reply's head and JSON prefix can be written
+ * just before it and the whole reply sent with one call, without another buffer. */
+#define ERRS_RESERVE 256
+/* Bytes of an event's detail text kept in the errors list (before escaping, at most 6x). */
+#define DETAIL_MAX 200
+/* One errors-list entry at most: {"line":N,"reason":"...","detail":"..."} and a comma. */
+#define ERR_ENTRY_MAX (96 + 6 * DETAIL_MAX)
+/* A carry buffer larger than this is freed at the end of a request. */
+#define CARRY_KEEP_MAX ((size_t)64 * 1024)
+
+enum { ACT_NONE = 0, ACT_EVENTS, ACT_GET, ACT_STATUS };
+enum { BODY_NDJSON = 0, BODY_JSON_DETECT, BODY_JSON_ARRAY, BODY_JSON_OBJECT };
+/* Array scanner states. */
+enum { A_VALUE_WAIT = 0, A_IN_ELEM, A_IN_STR, A_IN_ESC, A_AFTER, A_JUNK };
+enum { H_OTHER = 0, H_CTYPE, H_CENC, H_EXPECT };
+
+/* Per-request flags. */
+#define RF_IN_VALUE 0x01u    /* the last header callback was a value */
+#define RF_PATH_LONG 0x02u   /* the URL did not fit in path[] */
+#define RF_EXPECT 0x04u      /* Expect: 100-continue */
+#define RF_SKIP 0x08u        /* skipping the rest of a too-large event */
+#define RF_AFTER_COMMA 0x10u /* array: a ',' was the last delimiter */
+#define RF_ALLOW_POST 0x20u  /* a 405 says Allow: POST (else GET, HEAD) */
+#define RF_HEAD_REQ 0x40u    /* a HEAD request: responses carry no body */
+
+/* Per-connection flags. */
+#define CF_IN_MESSAGE 0x01u
+#define CF_IN_BODY 0x02u
+#define CF_CLOSING 0x04u
+
+static int on_message_begin(http_parser *p);
+static int on_url(http_parser *p, const char *at, size_t len);
+static int on_header_field(http_parser *p, const char *at, size_t len);
+static int on_header_value(http_parser *p, const char *at, size_t len);
+static int on_headers_complete(http_parser *p);
+static int on_body(http_parser *p, const char *at, size_t len);
+static int on_message_complete(http_parser *p);
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+int srv_http_init(srv_http_t *h, const srv_http_limits_t *lim, const srv_http_cbs_t *cbs, void *ctx)
+{
+    if (h == NULL || cbs == NULL || cbs->send == NULL) {
+        return -EINVAL;
+    }
+    memset(h, 0, sizeof(*h));
+    if (lim != NULL) {
+        h->lim = *lim;
+    }
+    if (h->lim.max_header_bytes == 0) {
+        h->lim.max_header_bytes = SRV_HTTP_DEFAULT_MAX_HEADER_BYTES;
+    }
+    if (h->lim.max_body_bytes == 0) {
+        h->lim.max_body_bytes = SRV_HTTP_DEFAULT_MAX_BODY_BYTES;
+    }
+    if (h->lim.max_event_bytes == 0) {
+        h->lim.max_event_bytes = SRV_HTTP_DEFAULT_MAX_EVENT_BYTES;
+    }
+    if (h->lim.max_errors == 0) {
+        h->lim.max_errors = SRV_HTTP_DEFAULT_MAX_ERRORS;
+    }
+    if (h->lim.realloc_fn == NULL || h->lim.free_fn == NULL) {
+        h->lim.realloc_fn = realloc;
+        h->lim.free_fn = free;
+    }
+    h->cbs = *cbs;
+    h->ctx = ctx;
+    http_parser_init(&h->parser, HTTP_REQUEST);
+    h->parser.data = h;
+    return 0;
+}
+
+void srv_http_free(srv_http_t *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    if (h->lim.free_fn != NULL) {
+        h->lim.free_fn(h->carry);
+        h->lim.free_fn(h->errs);
+    }
+    h->carry = NULL;
+    h->errs = NULL;
+    h->carry_len = h->carry_cap = 0;
+    h->errs_len = h->errs_cap = 0;
+}
+
+srv_http_phase_t srv_http_phase(const srv_http_t *h)
+{
+    if (h->conn_flags & CF_CLOSING) {
+        return SRV_HTTP_CLOSING;
+    }
+    if (h->conn_flags & CF_IN_BODY) {
+        return SRV_HTTP_BODY;
+    }
+    if (h->conn_flags & CF_IN_MESSAGE) {
+        return SRV_HTTP_HEAD;
+    }
+    return SRV_HTTP_IDLE;
+}
+
+/* ---- JSON text helpers ---- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t need;
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (n < need || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < need; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return need;
+}
+
+/* Writes src (at most max bytes of it) as the inside of a JSON string: quotes, backslashes and
+ * control bytes escaped, invalid UTF-8 replaced by \ufffd. dst needs 6 * max bytes. Returns the
+ * bytes written. */
+static size_t json_escape(char *dst, const char *src, size_t len, size_t max)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)src;
+    size_t o = 0;
+    if (len > max) {
+        len = max;
+    }
+    for (size_t i = 0; i < len;) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\\') {
+            dst[o++] = '\\';
+            dst[o++] = (char)c;
+            i++;
+        } else if (c < 0x20) {
+            dst[o++] = '\\';
+            switch (c) {
+            case '\n':
+                dst[o++] = 'n';
+                break;
+            case '\r':
+                dst[o++] = 'r';
+                break;
+            case '\t':
+                dst[o++] = 't';
+                break;
+            default:
+                memcpy(dst + o, "u00", 3);
+                o += 3;
+                dst[o++] = hex[c >> 4];
+                dst[o++] = hex[c & 15];
+                break;
+            }
+            i++;
+        } else {
+            size_t k = utf8_len(s + i, len - i);
+            if (k == 0) {
+                memcpy(dst + o, "\\ufffd", 6);
+                o += 6;
+                i++;
+            } else {
+                memcpy(dst + o, s + i, k);
+                o += k;
+                i += k;
+            }
+        }
+    }
+    return o;
+}
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* ---- responses ---- */
+
+static const char *conn_header(const srv_http_t *h, int keep)
+{
+    if (!keep) {
+        return "Connection: close\r\n";
+    }
+    if (h->parser.http_major == 1 && h->parser.http_minor == 0) {
+        return "Connection: keep-alive\r\n";
+    }
+    return "";
+}
+
+static void request_done(srv_http_t *h, int status)
+{
+    if (h->cbs.on_request_done != NULL) {
+        h->cbs.on_request_done(h->ctx, status);
+    }
+}
+
+/* Sends a JSON error response {"error":code[,"detail":...][,"accepted":N,"rejected":M]}.
+ * keep == 0 adds Connection: close and marks the connection closing. */
+static void send_status(srv_http_t *h, int status, const char *code, const char *detail,
+                        const char *extra, int with_counts, int keep)
+{
+    char body[1024];
+    char head[512];
+    size_t b = (size_t)snprintf(body, sizeof(body), "{\"error\":\"%s\"", code);
+    if (detail != NULL) {
+        memcpy(body + b, ",\"detail\":\"", 11);
+        b += 11;
+        b += json_escape(body + b, detail, strlen(detail), 120);
+        body[b++] = '"';
+    }
+    if (with_counts) {
+        b += (size_t)snprintf(body + b, sizeof(body) - b,
+                              ",\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64, h->accepted,
+                              h->rejected);
+    }
+    body[b++] = '}';
+    body[b++] = '\n';
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+                      "%zu\r\n%s%s\r\n",
+                      status, http_status_str((enum http_status)status), b,
+                      extra != NULL ? extra : "", conn_header(h, keep));
+    if (!keep) {
+        h->conn_flags |= CF_CLOSING;
+    }
+    h->cbs.send(h->ctx, head, (size_t)hl);
+    if (!(h->flags & RF_HEAD_REQ)) {
+        h->cbs.send(h->ctx, body, b);
+    }
+    request_done(h, status);
+}
+
+static void send_events_reply(srv_http_t *h, int keep)
+{
+    char head[ERRS_RESERVE];
+    char pre[96];
+    int pl = snprintf(pre, sizeof(pre),
+                      "{\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"errors\":[",
+                      h->accepted, h->rejected);
+    size_t body_len = (size_t)pl + h->errs_len + 3;
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                      "%zu\r\n%s\r\n%s",
+                      body_len, conn_header(h, keep), pre);
+    if (!keep) {
+        h->conn_flags |= CF_CLOSING;
+    }
+    if (h->errs_len == 0) {
+        memcpy(head + hl, "]}\n", 3);
+        h->cbs.send(h->ctx, head, (size_t)hl + 3);
+    } else {
+        /* errs has ERRS_RESERVE bytes before the list and 3 spare after it (add_error). */
+        char *start = h->errs + ERRS_RESERVE - hl;
+        memcpy(start, head, (size_t)hl);
+        memcpy(h->errs + ERRS_RESERVE + h->errs_len, "]}\n", 3);
+        h->cbs.send(h->ctx, start, (size_t)hl + h->errs_len + 3);
+    }
+    request_done(h, 200);
+}
+
+static void send_get_reply(srv_http_t *h, const srv_http_reply_t *r, int keep)
+{
+    char head[512];
+    int status = r->status != 0 ? r->status : 200;
+    int hl = snprintf(
+        head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+        status, http_status_str((enum http_status)status),
+        r->content_type != NULL ? r->content_type : "text/plain; charset=utf-8", r->body_len,
+        r->extra_headers != NULL ? r->extra_headers : "", conn_header(h, keep));
+    if (hl < 0 || (size_t)hl >= sizeof(head)) {
+        send_status(h, 500, "internal", "reply headers too long", NULL, 0, 0);
+        return;
+    }
+    if (!keep) {
+        h->conn_flags |= CF_CLOSING;
+    }
+    h->cbs.send(h->ctx, head, (size_t)hl);
+    if (!(h->flags & RF_HEAD_REQ) && r->body_len > 0) {
+        h->cbs.send(h->ctx, r->body, r->body_len);
+    }
+    request_done(h, status);
+}
+
+/* ---- events ---- */
+
+static void add_error(srv_http_t *h, uint64_t line, srv_verdict_t v, const char *detail)
+{
+    if (h->nerrs >= h->lim.max_errors) {
+        return;
+    }
+    size_t need = ERRS_RESERVE + h->errs_len + ERR_ENTRY_MAX + 3;
+    if (need > h->errs_cap) {
+        size_t cap = h->errs_cap * 2;
+        if (cap < need) {
+            cap = need + ERR_ENTRY_MAX;
+        }
+        char *n = h->lim.realloc_fn(h->errs, cap);
+        if (n == NULL) {
+            return; /* the entry is left out; the counts stay right */
+        }
+        h->errs = n;
+        h->errs_cap = cap;
+    }
+    char *o = h->errs + ERRS_RESERVE + h->errs_len;
+    size_t w = 0;
+    if (h->nerrs > 0) {
+        o[w++] = ',';
+    }
+    w += (size_t)snprintf(o + w, 64, "{\"line\":%" PRIu64 ",\"reason\":\"%s\"", line,
+                          srv_verdict_name(v));
+    if (detail != NULL) {
+        memcpy(o + w, ",\"detail\":\"", 11);
+        w += 11;
+        w += json_escape(o + w, detail, strlen(detail), DETAIL_MAX);
+        o[w++] = '"';
+    }
+    o[w++] = '}';
+    h->errs_len += w;
+    h->nerrs++;
+}
+
+static void reject_local(srv_http_t *h, uint64_t line, srv_verdict_t v, const char *detail)
+{
+    if (h->cbs.on_reject != NULL) {
+        h->cbs.on_reject(h->ctx, v);
+    }
+    h->rejected++;
+    add_error(h, line, v, detail);
+}
+
+static void reject_too_large(srv_http_t *h, uint64_t line)
+{
+    char d[64];
+    snprintf(d, sizeof(d), "event over %zu bytes", h->lim.max_event_bytes);
+    reject_local(h, line, SRV_REJECT_TOO_LARGE, d);
+}
+
+static void emit(srv_http_t *h, uint64_t line, const char *data, size_t len)
+{
+    const char *detail = NULL;
+    if (len > h->lim.max_event_bytes) {
+        reject_too_large(h, line);
+        return;
+    }
+    srv_verdict_t v = h->cbs.on_event(h->ctx, data, len, &detail);
+    if (v == SRV_ACCEPTED) {
+        h->accepted++;
+    } else {
+        h->rejected++;
+        add_error(h, line, v, detail);
+    }
+}
+
+/* Appends to the carry buffer. Returns 0, or -1 when the event would pass max_event_bytes + 1
+ * (room for a CR) or memory ran out: the caller rejects the event and skips it. */
+static int carry_append(srv_http_t *h, const char *p, size_t n)
+{
+    size_t limit = h->lim.max_event_bytes + 1;
+    if (n > limit - h->carry_len) {
+        return -1;
+    }
+    size_t need = h->carry_len + n;
+    if (need > h->carry_cap) {
+        size_t cap = h->carry_cap * 2;
+        if (cap < 1024) {
+            cap = 1024;
+        }
+        if (cap < need) {
+            cap = need;
+        }
+        if (cap > limit) {
+            cap = limit;
+        }
+        char *c = h->lim.realloc_fn(h->carry, cap);
+        if (c == NULL) {
+            return -1;
+        }
+        h->carry = c;
+        h->carry_cap = cap;
+    }
+    memcpy(h->carry + h->carry_len, p, n);
+    h->carry_len += n;
+    return 0;
+}
+
+/* Starts skipping the event being read (line is its number). */
+static void skip_event(srv_http_t *h, uint64_t line)
+{
+    reject_too_large(h, line);
+    h->flags |= RF_SKIP;
+    h->carry_len = 0;
+}
+
+/* One complete NDJSON line (without its LF). */
+static void ndjson_line(srv_http_t *h, const char *p, size_t n)
+{
+    if (n > 0 && p[n - 1] == '\r') {
+        n--;
+    }
+    size_t i = 0;
+    while (i < n && is_ws(p[i])) {
+        i++;
+    }
+    if (i == n) {
+        return; /* blank line */
+    }
+    emit(h, h->index, p, n);
+}
+
+static void ndjson_feed(srv_http_t *h, const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t seg = nl != NULL ? (size_t)(nl - p) : n;
+        if (h->flags & RF_SKIP) {
+            if (nl == NULL) {
+                return;
+            }
+            h->flags &= ~RF_SKIP;
+            h->index++;
+        } else if (nl == NULL) {
+            if (carry_append(h, p, seg) != 0) {
+                skip_event(h, h->index + 1);
+            }
+            return;
+        } else {
+            h->index++;
+            if (h->carry_len == 0) {
+                ndjson_line(h, p, seg);
+            } else if (carry_append(h, p, seg) != 0) {
+                h->carry_len = 0;
+                reject_too_large(h, h->index);
+            } else {
+                ndjson_line(h, h->carry, h->carry_len);
+                h->carry_len = 0;
+            }
+        }
+        p += seg + 1;
+        n -= seg + 1;
+    }
+}
+
+/* The end of an array element; p/n is its part in the current chunk. */
+static void array_elem_end(srv_http_t *h, const char *p, size_t n)
+{
+    if (h->flags & RF_SKIP) {
+        h->flags &= ~RF_SKIP;
+        return;
+    }
+    if (h->carry_len > 0) {
+        if (carry_append(h, p, n) != 0) {
+            h->carry_len = 0;
+            reject_too_large(h, h->index);
+            return;
+        }
+        p = h->carry;
+        n = h->carry_len;
+    }
+    while (n > 0 && is_ws(p[n - 1])) {
+        n--;
+    }
+    emit(h, h->index, p, n);
+    h->carry_len = 0;
+}
+
+static void array_feed(srv_http_t *h, const char *p, size_t n)
+{
+    const size_t none = (size_t)-1;
+    size_t start = none;
+    int st = h->scan_state;
+    if (st >= A_IN_ELEM && st <= A_IN_ESC && !(h->flags & RF_SKIP)) {
+        start = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        switch (st) {
+        case A_VALUE_WAIT:
+            if (is_ws(c)) {
+                continue;
+            }
+            if (c == ']' || c == ',') {
+                if (c == ',' || (h->flags & RF_AFTER_COMMA)) {
+                    h->index++;
+                    reject_local(h, h->index, SRV_REJECT_PARSE, "empty array element");
+                }
+                if (c == ']') {
+                    st = A_AFTER;
+                } else {
+                    h->flags |= RF_AFTER_COMMA;
+                }
+                continue;
+            }
+            st = A_IN_ELEM;
+            h->depth = 0;
+            h->index++;
+            h->carry_len = 0;
+            h->flags &= ~RF_SKIP;
+            start = i;
+            /* c is the element's first byte */
+            /* fall through */
+        case A_IN_ELEM:
+            if (c == '"') {
+                st = A_IN_STR;
+            } else if (c == '{' || c == '[') {
+                h->depth++;
+            } else if ((c == '}' || c == ']') && h->depth > 0) {
+                h->depth--;
+            } else if ((c == ']' || c == ',') && h->depth == 0) {
+                array_elem_end(h, start != none ? p + start : p, start != none ? i - start : 0);
+                start = none;
+                if (c == ']') {
+                    st = A_AFTER;
+                } else {
+                    st = A_VALUE_WAIT;
+                    h->flags |= RF_AFTER_COMMA;
+                }
+            }
+            break;
+        case A_IN_STR:
+            if (c == '\\') {
+                st = A_IN_ESC;
+            } else if (c == '"') {
+                st = A_IN_ELEM;
+            }
+            break;
+        case A_IN_ESC:
+            st = A_IN_STR;
+            break;
+        case A_AFTER:
+            if (is_ws(c)) {
+                continue;
+            }
+            h->index++;
+            reject_local(h, h->index, SRV_REJECT_PARSE, "data after the array");
+            st = A_JUNK;
+            break;
+        default: /* A_JUNK */
+            h->scan_state = st;
+            return;
+        }
+    }
+    h->scan_state = st;
+    if (start != none && carry_append(h, p + start, n - start) != 0) {
+        skip_event(h, h->index);
+    }
+}
+
+static void body_feed(srv_http_t *h, const char *p, size_t n)
+{
+    if (h->body_kind == BODY_JSON_DETECT) {
+        while (n > 0 && is_ws(*p)) {
+            p++;
+            n--;
+        }
+        if (n == 0) {
+            return;
+        }
+        if (*p == '[') {
+            h->body_kind = BODY_JSON_ARRAY;
+            h->scan_state = A_VALUE_WAIT;
+            p++;
+            n--;
+        } else {
+            h->body_kind = BODY_JSON_OBJECT;
+            h->index = 1;
+        }
+    }
+    switch (h->body_kind) {
+    case BODY_NDJSON:
+        ndjson_feed(h, p, n);
+        break;
+    case BODY_JSON_ARRAY:
+        array_feed(h, p, n);
+        break;
+    default: /* BODY_JSON_OBJECT */
+        if (!(h->flags & RF_SKIP) && carry_append(h, p, n) != 0) {
+            skip_event(h, 1);
+        }
+        break;
+    }
+}
+
+/* The body ended (complete == 1) or was cut short (0): the event in progress. */
+static void body_end(srv_http_t *h, int complete)
+{
+    int skipping = (h->flags & RF_SKIP) != 0;
+    switch (h->body_kind) {
+    case BODY_NDJSON:
+        if (!skipping && h->carry_len > 0) {
+            if (complete) {
+                h->index++;
+                ndjson_line(h, h->carry, h->carry_len);
+            } else {
+                reject_local(h, h->index + 1, SRV_REJECT_TRUNCATED, "body ended inside a line");
+            }
+        }
+        break;
+    case BODY_JSON_ARRAY:
+        if (!skipping && h->scan_state >= A_IN_ELEM && h->scan_state <= A_IN_ESC) {
+            reject_local(h, h->index, SRV_REJECT_TRUNCATED, "body ended inside an element");
+        }
+        break;
+    case BODY_JSON_OBJECT:
+        if (!skipping && h->carry_len > 0) {
+            if (complete) {
+                emit(h, 1, h->carry, h->carry_len);
+            } else {
+                reject_local(h, 1, SRV_REJECT_TRUNCATED, "body ended inside the object");
+            }
+        }
+        break;
+    default:
+        break;
+    }
+    h->carry_len = 0;
+    h->flags &= ~RF_SKIP;
+}
+
+/* ---- http-parser callbacks ---- */
+
+static int head_over(srv_http_t *h, size_t add)
+{
+    h->head_bytes += add;
+    if (h->head_bytes <= h->lim.max_header_bytes) {
+        return 0;
+    }
+    send_status(h, 431, "headers_too_large", NULL, NULL, 0, 0);
+    return -1;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    srv_http_t *h = p->data;
+    h->method = 0;
+    h->action = ACT_NONE;
+    h->status = 0;
+    h->flags = 0;
+    h->hdr_id = H_OTHER;
+    h->hname_len = h->path_len = h->ctype_len = h->cenc_len = 0;
+    h->head_bytes = 16; /* request line: method, spaces, version, CRLF */
+    h->body_bytes = 0;
+    h->body_kind = BODY_NDJSON;
+    h->scan_state = A_VALUE_WAIT;
+    h->depth = 0;
+    h->index = 0;
+    h->accepted = h->rejected = 0;
+    h->carry_len = 0;
+    h->errs_len = 0;
+    h->nerrs = 0;
+    h->conn_flags |= CF_IN_MESSAGE;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    srv_http_t *h = p->data;
+    if (len > sizeof(h->path) - 1 - h->path_len) {
+        h->flags |= RF_PATH_LONG;
+    } else {
+        memcpy(h->path + h->path_len, at, len);
+        h->path_len += (uint8_t)len;
+    }
+    return head_over(h, len);
+}
+
+static void append_lower(char *buf, uint8_t *blen, size_t cap, const char *at, size_t len)
+{
+    for (size_t i = 0; i < len && *blen < cap - 1; i++) {
+        char c = at[i];
+        buf[(*blen)++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+}
+
+static void header_end(srv_http_t *h)
+{
+    if (h->hdr_id == H_EXPECT && h->hname_len == 12 && memcmp(h->hname, "100-continue", 12) == 0) {
+        h->flags |= RF_EXPECT;
+    }
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    srv_http_t *h = p->data;
+    if (h->flags & RF_IN_VALUE) {
+        header_end(h);
+        h->flags &= ~RF_IN_VALUE;
+        h->hname_len = 0;
+        h->hdr_id = H_OTHER;
+    }
+    if (h->hname_len + len >= sizeof(h->hname)) {
+        h->hname_len = sizeof(h->hname) - 1; /* too long to be one we read */
+    } else {
+        append_lower(h->hname, &h->hname_len, sizeof(h->hname), at, len);
+    }
+    return head_over(h, len + 4);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    srv_http_t *h = p->data;
+    if (!(h->flags & RF_IN_VALUE)) {
+        h->flags |= RF_IN_VALUE;
+        h->hdr_id = H_OTHER;
+        if (h->hname_len == 12 && memcmp(h->hname, "content-type", 12) == 0) {
+            h->hdr_id = H_CTYPE;
+            h->ctype_len = 0;
+        } else if (h->hname_len == 16 && memcmp(h->hname, "content-encoding", 16) == 0) {
+            h->hdr_id = H_CENC;
+            h->cenc_len = 0;
+        } else if (h->hname_len == 6 && memcmp(h->hname, "expect", 6) == 0) {
+            h->hdr_id = H_EXPECT;
+        }
+        h->hname_len = 0; /* hname now holds an Expect value */
+    }
+    switch (h->hdr_id) {
+    case H_CTYPE:
+        append_lower(h->ctype, &h->ctype_len, sizeof(h->ctype), at, len);
+        break;
+    case H_CENC:
+        append_lower(h->cenc, &h->cenc_len, sizeof(h->cenc), at, len);
+        break;
+    case H_EXPECT:
+        append_lower(h->hname, &h->hname_len, sizeof(h->hname), at, len);
+        break;
+    default:
+        break;
+    }
+    return head_over(h, len);
+}
+
+/* The path part of the URL in h->path, NUL-terminated in place; NULL if unusable. */
+static const char *request_path(srv_http_t *h)
+{
+    if (h->flags & RF_PATH_LONG) {
+        return NULL;
+    }
+    h->path[h->path_len] = '\0';
+    if (h->path[0] != '/') {
+        const char *scheme = strstr(h->path, "://");
+        if (scheme == NULL) {
+            return NULL;
+        }
+        const char *s = strchr(scheme + 3, '/');
+        if (s == NULL) {
+            s = "/";
+        }
+        memmove(h->path, s, strlen(s) + 1); /* on_get is given h->path again later */
+    }
+    h->path[strcspn(h->path, "?#")] = '\0';
+    return h->path;
+}
+
+/* Media type without parameters or surrounding blanks equals want. */
+static int media_is(const char *v, size_t n, const char *want)
+{
+    size_t i = 0, wl = strlen(want);
+    while (i < n && (v[i] == ' ' || v[i] == '\t')) {
+        i++;
+    }
+    if (n - i < wl || memcmp(v + i, want, wl) != 0) {
+        return 0;
+    }
+    i += wl;
+    while (i < n && (v[i] == ' ' || v[i] == '\t')) {
+        i++;
+    }
+    return i == n || v[i] == ';';
+}
+
+static int has_body(const http_parser *p)
+{
+    return (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != UINT64_MAX);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    srv_http_t *h = p->data;
+    if (h->flags & RF_IN_VALUE) {
+        header_end(h);
+    }
+    h->method = p->method;
+    if (p->method == HTTP_HEAD) {
+        h->flags |= RF_HEAD_REQ;
+    }
+    h->conn_flags |= CF_IN_BODY;
+    if (!(p->flags & F_CHUNKED) && p->content_length != UINT64_MAX &&
+        p->content_length > h->lim.max_body_bytes) {
+        send_status(h, 413, "body_too_large", NULL, NULL, 0, 0);
+        return -1;
+    }
+    const char *path = request_path(h);
+    const char *allow = NULL;
+    if (path != NULL && strcmp(path, "/v1/events") == 0 && h->cbs.on_event != NULL) {
+        if (p->method != HTTP_POST) {
+            h->status = 405;
+            allow = "Allow: POST\r\n";
+            h->flags |= RF_ALLOW_POST;
+        } else if (h->cenc_len > 0 && !media_is(h->cenc, h->cenc_len, "identity")) {
+            h->status = 415;
+        } else if (h->cbs.shedding != NULL && h->cbs.shedding(h->ctx)) {
+            h->status = 503;
+        } else {
+            h->action = ACT_EVENTS;
+            h->body_kind = media_is(h->ctype, h->ctype_len, "application/json") ? BODY_JSON_DETECT
+                                                                                : BODY_NDJSON;
+        }
+    } else if (path == NULL || h->cbs.on_get == NULL) {
+        h->status = 404;
+    } else if (p->method == HTTP_GET || p->method == HTTP_HEAD) {
+        h->action = ACT_GET;
+    } else if (h->cbs.on_get(h->ctx, path, NULL) == 0) {
+        h->status = 405;
+        allow = "Allow: GET, HEAD\r\n";
+    } else {
+        h->status = 404;
+    }
+    if (h->action == ACT_NONE) {
+        h->action = ACT_STATUS;
+    }
+    if ((h->flags & RF_EXPECT) && p->http_major == 1 && p->http_minor >= 1 && has_body(p)) {
+        if (h->action == ACT_STATUS) {
+            /* Answer now instead of asking for a body we would discard. */
+            h->action = ACT_NONE;
+            send_status(h, h->status,
+                        h->status == 503   ? "shedding"
+                        : h->status == 415 ? "unsupported_media_type"
+                        : h->status == 405 ? "method_not_allowed"
+                                           : "not_found",
+                        NULL, h->status == 503 ? "Retry-After: 1\r\n" : allow, 0, 0);
+            return -1;
+        }
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        h->cbs.send(h->ctx, cont, sizeof(cont) - 1);
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    srv_http_t *h = p->data;
+    if (len > h->lim.max_body_bytes - h->body_bytes) {
+        if (h->action == ACT_EVENTS) {
+            body_feed(h, at, (size_t)(h->lim.max_body_bytes - h->body_bytes));
+            body_end(h, 0);
+        }
+        send_status(h, 413, "body_too_large", NULL, NULL, h->action == ACT_EVENTS, 0);
+        return -1;
+    }
+    h->body_bytes += len;
+    if (h->action == ACT_EVENTS) {
+        body_feed(h, at, len);
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    srv_http_t *h = p->data;
+    int keep = http_should_keep_alive(p) && !p->upgrade;
+    switch (h->action) {
+    case ACT_EVENTS:
+        body_end(h, 1);
+        send_events_reply(h, keep);
+        break;
+    case ACT_GET: {
+        srv_http_reply_t r = {0};
+        if (h->cbs.on_get(h->ctx, h->path, &r) == 0) {
+            send_get_reply(h, &r, keep);
+        } else {
+            send_status(h, 404, "not_found", NULL, NULL, 0, keep);
+        }
+        break;
+    }
+    default:
+        if (h->status == 405) {
+            send_status(h, 405, "method_not_allowed", NULL,
+                        (h->flags & RF_ALLOW_POST) ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n", 0,
+                        keep);
+        } else if (h->status == 503) {
+            send_status(h, 503, "shedding", NULL, "Retry-After: 1\r\n", 0, keep);
+        } else if (h->status == 415) {
+            send_status(h, 415, "unsupported_media_type", "Content-Encoding is not supported", NULL,
+                        0, keep);
+        } else {
+            send_status(h, 404, "not_found", NULL, NULL, 0, keep);
+        }
+        break;
+    }
+    h->conn_flags &= ~(CF_IN_MESSAGE | CF_IN_BODY);
+    h->action = ACT_NONE;
+    if (h->carry_cap > CARRY_KEEP_MAX) {
+        h->lim.free_fn(h->carry);
+        h->carry = NULL;
+        h->carry_cap = 0;
+    }
+    return keep ? 0 : -1;
+}
+
+/* ---- entry points ---- */
+
+int srv_http_feed(srv_http_t *h, const char *data, size_t len)
+{
+    while (len > 0 && !(h->conn_flags & CF_CLOSING)) {
+        size_t n = http_parser_execute(&h->parser, &settings, data, len);
+        if (h->conn_flags & CF_CLOSING) {
+            break;
+        }
+        enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
+        if (e == HPE_HEADER_OVERFLOW) {
+            send_status(h, 431, "headers_too_large", NULL, NULL, 0, 0);
+        } else if (e != HPE_OK || n == 0) {
+            int counts = (h->conn_flags & CF_IN_BODY) && h->action == ACT_EVENTS;
+            if (counts) {
+                body_end(h, 0);
+            }
+            h->flags &= ~RF_HEAD_REQ; /* the 400 always has its body */
+            send_status(h, 400, "bad_request", http_errno_name(e), NULL, counts, 0);
+        } else {
+            data += n;
+            len -= n;
+        }
+    }
+    return (h->conn_flags & CF_CLOSING) ? 1 : 0;
+}
+
+int srv_http_eof(srv_http_t *h)
+{
+    if (!(h->conn_flags & CF_CLOSING) && (h->conn_flags & CF_IN_BODY) && h->action == ACT_EVENTS) {
+        body_end(h, 0);
+    }
+    h->conn_flags |= CF_CLOSING;
+    return 1;
+}
+
+int srv_http_timeout(srv_http_t *h)
+{
+    if (!(h->conn_flags & CF_CLOSING) && (h->conn_flags & CF_IN_MESSAGE)) {
+        int counts = (h->conn_flags & CF_IN_BODY) && h->action == ACT_EVENTS;
+        if (counts) {
+            body_end(h, 0);
+        }
+        h->flags &= ~RF_HEAD_REQ;
+        send_status(h, 408, "timeout", NULL, NULL, counts, 0);
+    }
+    h->conn_flags |= CF_CLOSING;
+    return 1;
+}

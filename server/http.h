@@ -1,0 +1,154 @@
+/* http.h - the HTTP/1.1 request layer of ingest: bytes in, callbacks out (no sockets, no libuv),
+ * built on Debian's http-parser 2.9 with keep-alive, pipelining and chunked bodies. */
+#ifndef INGESTD_HTTP_H
+#define INGESTD_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <http_parser.h>
+
+#include "event.h"
+
+/* Limits of one connection. Zero fields take the defaults in brackets. */
+typedef struct {
+    size_t max_header_bytes; /* request line + headers [16 KiB] -> 431 and close. http-parser's own
+                              * ceiling (HTTP_MAX_HEADER_SIZE, 80 KiB, also answered with 431) can
+                              * only be raised process-wide with http_parser_set_max_header_size()
+                              * at start-up. */
+    size_t max_body_bytes;   /* [8 MiB] Content-Length above it -> 413 before reading the body; a
+                              * chunked body passing it -> 413 at that byte; both close. */
+    size_t max_event_bytes;  /* one NDJSON line (without CR/LF), array element or object [1 MiB];
+                              * longer -> rejected too_large, skipped without being buffered */
+    size_t max_errors;       /* entries in the 200 reply's "errors" list [10] */
+    /* Memory for the per-connection carry buffer (a partial line/element, grown rarely, freed
+     * when over 64 KiB at the end of a request) and the errors list. NULL: libc realloc/free.
+     * The server passes mem_realloc/mem_free. */
+    void *(*realloc_fn)(void *ptr, size_t size);
+    void (*free_fn)(void *ptr);
+} srv_http_limits_t;
+
+#define SRV_HTTP_DEFAULT_MAX_HEADER_BYTES ((size_t)16 * 1024)
+#define SRV_HTTP_DEFAULT_MAX_BODY_BYTES ((size_t)8 * 1024 * 1024)
+#define SRV_HTTP_DEFAULT_MAX_EVENT_BYTES ((size_t)1024 * 1024)
+#define SRV_HTTP_DEFAULT_MAX_ERRORS 10
+
+/* The answer to a GET or HEAD of a path other than /v1/events. */
+typedef struct {
+    int status;                /* 200 unless set */
+    const char *content_type;  /* "text/plain; charset=utf-8" unless set */
+    const char *body;          /* borrowed: must stay valid until srv_http_feed returns */
+    size_t body_len;           /* sent as Content-Length; the body is omitted for HEAD */
+    const char *extra_headers; /* NULL or complete lines, each ending in "\r\n" (borrowed) */
+} srv_http_reply_t;
+
+/* Callbacks, all called on the thread that calls srv_http_feed/srv_http_eof, from inside those
+ * calls. None may call srv_http_free or srv_http_feed on the same connection. */
+typedef struct {
+    /* One event of a POST /v1/events body: an NDJSON line (CR stripped; blank lines are never
+     * passed), an element of a top-level JSON array, or the whole body for one JSON object. data
+     * is borrowed (points into the fed bytes or the carry buffer), not NUL-terminated, and valid
+     * only during the call. Returns the verdict; *detail may be set to a short text (e.g.
+     * jansson's error) for the reply's errors list, valid until the callback returns. NULL:
+     * POST /v1/events is 404 (for an admin-only listener). */
+    srv_verdict_t (*on_event)(void *ctx, const char *data, size_t len, const char **detail);
+    /* A rejection found by this layer itself, so the caller counts every rejection (on_event is
+     * not called for these): SRV_REJECT_TOO_LARGE, SRV_REJECT_TRUNCATED, and SRV_REJECT_PARSE for
+     * an empty array element ("[1,,2]", "[1,]") or bytes after the closing ']'. May be NULL. */
+    void (*on_reject)(void *ctx, srv_verdict_t reason);
+    /* GET or HEAD of another path (query string and fragment stripped; longer than 127 bytes
+     * counts as unknown). Fill *reply and return 0, or return 404 for an unknown path. With reply
+     * == NULL it is a probe (another method was used): return 0 if the path exists (the answer is
+     * 405 with "Allow: GET, HEAD"), 404 if not; no side effects. NULL: every such path is 404. */
+    int (*on_get)(void *ctx, const char *path, srv_http_reply_t *reply);
+    /* Nonzero: POST /v1/events is answered 503 with "Retry-After: 1" and its body is discarded
+     * unread by on_event (sink behind, memory limit). Asked once per request, when its headers
+     * are complete. May be NULL (never shedding). */
+    int (*shedding)(void *ctx);
+    /* Response bytes for the peer, in order; the callee copies them. One response may take
+     * more than one call (a GET reply: head, then body). Required. */
+    void (*send)(void *ctx, const char *data, size_t len);
+    /* Called once per response sent (status: 200, 400, 404, ...), after its last send, for
+     * counting. May be NULL. */
+    void (*on_request_done)(void *ctx, int status);
+} srv_http_cbs_t;
+
+/* Where a connection is, for the caller's timers (idle timeout vs header/body read timeout). */
+typedef enum {
+    SRV_HTTP_IDLE = 0, /* between requests (nothing of the next request read yet) */
+    SRV_HTTP_HEAD,     /* inside a request line or headers */
+    SRV_HTTP_BODY,     /* inside a body */
+    SRV_HTTP_CLOSING,  /* a response said Connection: close; feed nothing more */
+} srv_http_phase_t;
+
+/* One connection's request state, embedded in the caller's connection struct (plain value
+ * struct: read no field directly). About 500 bytes plus the carry buffer and errors list, which
+ * are allocated only when a line crosses a feed boundary or an event is rejected, and then kept
+ * for the next requests: steady state makes no allocation per event or per request. */
+typedef struct {
+    http_parser parser;
+    srv_http_limits_t lim;
+    srv_http_cbs_t cbs;
+    void *ctx;
+    /* request */
+    unsigned method;     /* enum http_method */
+    int action;          /* what the request gets (http.c) */
+    int status;          /* the status decided at headers-complete */
+    unsigned flags;      /* per-request bits (http.c) */
+    unsigned conn_flags; /* per-connection bits (http.c) */
+    uint8_t hdr_id;      /* header whose value is being read */
+    uint8_t hname_len;
+    uint8_t path_len;
+    uint8_t ctype_len;
+    uint8_t cenc_len;
+    char hname[20];
+    char path[128];
+    char ctype[48];
+    char cenc[16];
+    size_t head_bytes;
+    uint64_t body_bytes;
+    /* body framing */
+    int body_kind;  /* NDJSON, JSON detect, JSON array, JSON object (http.c) */
+    int scan_state; /* array scanner state */
+    uint32_t depth; /* array scanner nesting depth */
+    uint64_t index; /* 1-based line or element number being read */
+    uint64_t accepted;
+    uint64_t rejected;
+    char *carry; /* partial line/element; capacity max_event_bytes + 1 at most */
+    size_t carry_len;
+    size_t carry_cap;
+    char *errs; /* reply errors list, JSON, after some bytes of room for the reply head */
+    size_t errs_len;
+    size_t errs_cap;
+    size_t nerrs;
+} srv_http_t;
+
+/* Initialises h for a new connection: copies *lim (NULL: all defaults) and *cbs, keeps ctx
+ * (passed to every callback). Allocates nothing. Returns 0, or -EINVAL when cbs or cbs->send is
+ * NULL. */
+int srv_http_init(srv_http_t *h, const srv_http_limits_t *lim, const srv_http_cbs_t *cbs,
+                  void *ctx);
+
+/* Feeds bytes read from the peer (any split: a request may arrive a byte at a time, several
+ * pipelined requests may arrive at once). Runs callbacks, sends responses in request order.
+ * Returns 0: keep reading; 1: close the connection once pending sends are written (the response
+ * said Connection: close: asked by the client or HTTP/1.0 without keep-alive, a malformed request
+ * (400), 413, 431, or an early reply to "Expect: 100-continue"); bytes after that point are
+ * ignored, and later calls return 1 without doing anything. */
+int srv_http_feed(srv_http_t *h, const char *data, size_t len);
+
+/* The peer closed its side. A body cut short: a partial line/element/object is rejected as
+ * truncated (on_reject); events already passed stay counted; no response is sent. Returns 1
+ * (close). */
+int srv_http_eof(srv_http_t *h);
+
+/* A read timeout fired. Mid-request (HEAD or BODY): like srv_http_eof for the body, then a 408
+ * response with Connection: close. Returns 1 (close). */
+int srv_http_timeout(srv_http_t *h);
+
+srv_http_phase_t srv_http_phase(const srv_http_t *h);
+
+/* Frees what h allocated. h must be initialised (or zeroed); safe to call twice. */
+void srv_http_free(srv_http_t *h);
+
+#endif
