@@ -286,9 +286,11 @@ def cmd_k8s():
     grace = tmpl["spec"].get("terminationGracePeriodSeconds", 30)
     st = env.get("INGESTD_SHUTDOWN_TIMEOUT", {}).get("value", "30s")
     m = re.match(r"^(\d+)s$", st)
-    fails.check(m and int(m.group(1)) < grace,
-                "terminationGracePeriodSeconds %s does not exceed INGESTD_SHUTDOWN_TIMEOUT %s"
-                % (grace, st))
+    pre = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    pause = int(pre[1]) if len(pre) == 2 and pre[0].endswith("sleep") else 0
+    fails.check(m and pause + int(m.group(1)) < grace,
+                "terminationGracePeriodSeconds %s does not exceed preStop %ss + "
+                "INGESTD_SHUTDOWN_TIMEOUT %s" % (grace, pause, st))
     # Kustomization lists every manifest.
     kust = by_kind.get("Kustomization", [])
     if kust:

@@ -45,11 +45,13 @@ CONTRACT = {
 # Series Prometheus itself adds, which queries may use besides the contract.
 SYNTHETIC = {"up"}
 
-# Flags of DESIGN.md and issue 3; each is also INGESTD_<FLAG upper-cased, '-' -> '_'>.
+# Flags of DESIGN.md, issue 3 and server/config.c; each is also INGESTD_<FLAG upper-cased,
+# '-' -> '_'>. The live test deploy.env_files_live checks the ones deploy/ uses against --help.
 FLAGS = [
     "tcp", "http", "admin", "admin-allow", "workers", "pool", "allocator", "pool-retain",
-    "trim-interval", "max-event-bytes", "max-body-bytes", "max-connections", "idle-timeout",
-    "sink", "memory-limit", "shutdown-timeout", "log-format", "memtrace",
+    "trim-interval", "max-event-bytes", "max-body-bytes", "max-header-bytes", "max-connections",
+    "idle-timeout", "header-timeout", "body-timeout", "sink", "memory-limit", "shutdown-timeout",
+    "log-format", "memtrace",
 ]
 
 
