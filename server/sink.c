@@ -97,7 +97,8 @@ struct srv_sink_writer {
     uv_async_t async; /* file sink: on_writable wake-up from the writer thread */
     uv_timer_t timer; /* file sink with flush_interval_ms */
     bool has_timer;
-    int open_handles; /* closed by destroy; the struct is freed when this reaches 0 */
+    int open_handles;           /* closed by destroy; the struct is freed when this reaches 0 */
+    void (*free_fn)(void *ptr); /* the sink's, kept here: the sink may be closed before */
     srv_sink_writable_cb on_writable;
     void *ctx;
 
@@ -680,7 +681,7 @@ static void on_handle_close(uv_handle_t *h)
 {
     srv_sink_writer_t *w = h->data;
     if (--w->open_handles == 0) {
-        w->sink->free_fn(w);
+        w->free_fn(w);
     }
 }
 
@@ -696,6 +697,7 @@ int srv_sink_writer_create(srv_sink_t *s, uv_loop_t *loop, srv_sink_writable_cb 
     }
     memset(w, 0, sizeof(*w));
     w->sink = s;
+    w->free_fn = s->free_fn;
     w->on_writable = on_writable;
     w->ctx = ctx;
     if (s->kind == SRV_SINK_FILE) {

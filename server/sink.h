@@ -34,8 +34,9 @@
  * first reopens the path), never skipping them, so while the disk is full the sink stays full
  * and the server sheds load: nothing accepted is dropped while the service runs. Only during
  * srv_sink_writer_destroy/srv_sink_close, where waiting forever would block shutdown, a chunk
- * that fails 3 attempts is given up: its events are counted in events_lost, logged, and
- * srv_sink_close returns that error.
+ * that fails 3 attempts is given up (and every later failing chunk after one attempt): its
+ * events are counted in events_lost, logged, and srv_sink_close returns that error. A chunk
+ * given up part-way leaves its last written line incomplete in the file.
  *
  * Slow sink for tests and benchmarks: point file:PATH at a FIFO. The path is opened with
  * O_NONBLOCK (a FIFO without a reader fails at once with -ENXIO instead of hanging) and then

@@ -657,6 +657,8 @@ typedef struct {
     uv_timer_t poll;
     unsigned ticks;
     uint64_t written;
+    uint64_t want;
+    uint64_t errors;
 } poller_t;
 
 static void on_poll(uv_timer_t *t)
@@ -732,6 +734,94 @@ static void test_write_errors_are_counted_logged_and_returned_by_close(void **st
     assert_int_equal(waiter_close(&wt), 0);
 }
 
+static void on_poll_until_written(uv_timer_t *t)
+{
+    poller_t *p = t->data;
+    srv_sink_stats_t st;
+    srv_sink_stats(p->sink, &st);
+    p->written = st.events_written;
+    if (p->written >= p->want || ++p->ticks >= GUARD_MS) {
+        uv_timer_stop(t);
+    }
+}
+
+static void on_poll_until_error(uv_timer_t *t)
+{
+    poller_t *p = t->data;
+    srv_sink_stats_t st;
+    srv_sink_stats(p->sink, &st);
+    if (st.write_errors > 0 || ++p->ticks >= GUARD_MS) {
+        p->errors = st.write_errors;
+        uv_timer_stop(t);
+    }
+}
+
+static void test_failed_writes_are_retried_not_dropped_once_the_sink_recovers(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "fifo");
+    assert_int_equal(mkfifo(t.path, 0600), 0);
+    int first = open(t.path, O_RDONLY | O_NONBLOCK);
+    assert_true(first >= 0);
+    waiter_t wt;
+    waiter_init(&wt);
+    int logs = 0;
+    srv_sink_config_t cfg = file_config(t.spec, 256, 4);
+    cfg.log_fn = count_log;
+    cfg.log_ctx = &logs;
+    srv_sink_t *s;
+    assert_int_equal(srv_sink_create(&cfg, &s), 0);
+    close(first); /* the reader goes away: writes fail with EPIPE */
+    srv_sink_writer_t *w;
+    assert_int_equal(srv_sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    buf_t want = {0};
+    char ev[64];
+    for (unsigned i = 0; i < 10; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 5);
+        assert_int_equal(srv_sink_append(w, ev, len), 0);
+        buf_add(&want, ev, len);
+        buf_add(&want, "\n", 1);
+    }
+    srv_sink_writer_flush(w);
+    poller_t p = {.sink = s};
+    uv_timer_init(&wt.loop, &p.poll);
+    p.poll.data = &p;
+    uv_timer_start(&p.poll, on_poll_until_error, 1, 1);
+    uv_run(&wt.loop, UV_RUN_DEFAULT);
+    assert_true(p.errors >= 1);
+
+    /* A reader comes back: the same bytes are written on a later attempt. */
+    reader_t rd = {0};
+    rd.fd = open(t.path, O_RDONLY | O_NONBLOCK);
+    assert_true(rd.fd >= 0);
+    assert_int_equal(fcntl(rd.fd, F_SETFL, fcntl(rd.fd, F_GETFL) & ~O_NONBLOCK), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+    p.ticks = 0;
+    p.want = 10;
+    uv_timer_start(&p.poll, on_poll_until_written, 1, 1);
+    uv_run(&wt.loop, UV_RUN_DEFAULT);
+    assert_int_equal(p.written, 10);
+    uv_close((uv_handle_t *)&p.poll, NULL);
+
+    srv_sink_writer_destroy(w);
+    srv_sink_stats_t st;
+    srv_sink_stats(s, &st);
+    assert_int_equal(st.events_lost, 0);
+    assert_true(st.write_errors >= 1);
+    assert_true(logs >= 1);
+    assert_int_equal(srv_sink_close(s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    close(rd.fd);
+    assert_int_equal(waiter_close(&wt), 0);
+    assert_int_equal(rd.got.len, want.len);
+    assert_memory_equal(rd.got.data, want.data, want.len);
+    free(rd.got.data);
+    free(want.data);
+    tmp_remove(&t, NULL);
+}
+
 static void test_destroy_and_close_of_null_do_nothing(void **state)
 {
     (void)state;
@@ -755,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_close_writes_what_was_pending_and_reports_success),
         cmocka_unit_test(test_flush_timer_hands_a_partial_chunk_to_the_writer),
         cmocka_unit_test(test_write_errors_are_counted_logged_and_returned_by_close),
+        cmocka_unit_test(test_failed_writes_are_retried_not_dropped_once_the_sink_recovers),
         cmocka_unit_test(test_destroy_and_close_of_null_do_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
