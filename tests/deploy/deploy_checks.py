@@ -97,6 +97,18 @@ def cmd_rules(promtool="promtool"):
                     "alert %s lacks a summary or description" % r["alert"])
         fails.check(r.get("labels", {}).get("severity") in ("warning", "critical"),
                     "alert %s has no severity" % r["alert"])
+    # Every runbook annotation names a heading of docs/OPERATIONS.md.
+    doc = os.path.join(DEPLOY, "..", "docs", "OPERATIONS.md")
+    headings = set()
+    if fails.check(os.path.exists(doc), "docs/OPERATIONS.md is missing (runbook target)"):
+        with open(doc) as f:
+            headings = {m.group(1).strip().lower()
+                        for m in re.finditer(r"^#+ (.*)$", f.read(), re.M)}
+    for r in alerts:
+        rb = r.get("annotations", {}).get("runbook", "")
+        fails.check(rb == "docs/OPERATIONS.md#" + r["alert"].lower()
+                    and r["alert"].lower() in headings,
+                    "alert %s: runbook %r has no heading in docs/OPERATIONS.md" % (r["alert"], rb))
     # Every alert has a firing case in the promtool unit tests.
     with open(os.path.join(pdir, "ingestd.rules.test.yml")) as f:
         tests = yaml.safe_load(f)
