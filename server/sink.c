@@ -325,8 +325,8 @@ static void write_batch(srv_sink_t *s, chunk_t *c)
         }
         chunk_t *after = cs[n - 1]->next;
         ssize_t r = writev(s->fd, iov, (int)n);
-        if (r < 0) {
-            int err = errno;
+        if (r <= 0) {
+            int err = r < 0 ? errno : EIO; /* no progress on non-empty chunks: an error too */
             if (err == EINTR) {
                 continue;
             }
