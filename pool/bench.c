@@ -104,6 +104,10 @@ static void make_corpus(corpus_t *c)
     size_t cap = N_DISTINCT * 600;
 
     c->buf = malloc(cap);
+    if (c->buf == NULL) {
+        fprintf(stderr, "pool_bench: out of memory\n");
+        exit(1);
+    }
     c->len = 0;
     for (int i = 0; i < N_DISTINCT; i++) {
         char tags[128];

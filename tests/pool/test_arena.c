@@ -234,6 +234,10 @@ static char *make_nested(int depth)
     char *s = malloc(n);
     size_t off = 0;
 
+    if (s == NULL) {
+        return NULL;
+    }
+
     for (int i = 0; i < depth; i++) {
         off += (size_t)sprintf(s + off, i % 2 ? "[" : "{\"k\":");
     }
@@ -250,6 +254,10 @@ static char *make_wide(int fields)
     char *s = malloc((size_t)fields * 64 + 16);
     size_t off = 0;
 
+    if (s == NULL) {
+        return NULL;
+    }
+
     off += (size_t)sprintf(s, "{\"type\":\"wide\"");
     for (int i = 0; i < fields; i++) {
         off += (size_t)sprintf(s + off, ",\"field_%d\":{\"v\":%d,\"s\":\"value-%d\"}", i, i * 7, i);
@@ -261,7 +269,12 @@ static char *make_wide(int fields)
 static char *make_long_string(size_t len)
 {
     char *s = malloc(len + 64);
-    size_t off = (size_t)sprintf(s, "{\"type\":\"blob\",\"data\":\"");
+    size_t off;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    off = (size_t)sprintf(s, "{\"type\":\"blob\",\"data\":\"");
 
     for (size_t i = 0; i < len; i++) {
         s[off++] = (char)('a' + i % 26);
@@ -287,7 +300,16 @@ static int setup_events(void **state)
     events[5] = make_long_string(6000);
     events[6] = make_nested(200);
     events[7] = make_wide(8);
-    return strlen(events[4]) > 4096 && strlen(events[5]) > 4096 ? 0 : -1;
+    for (int i = 0; i < N_EVENTS; i++) {
+        if (events[i] == NULL) {
+            return -1;
+        }
+    }
+    /* Two of them are larger than a block. */
+    return events[4] != NULL && strlen(events[4]) > 4096 && events[5] != NULL &&
+                   strlen(events[5]) > 4096
+               ? 0
+               : -1;
 }
 
 static int teardown_events(void **state)
