@@ -654,16 +654,6 @@ static void body_end(srv_http_t *h, int complete)
 
 /* ---- http-parser callbacks ---- */
 
-static int head_over(srv_http_t *h, size_t add)
-{
-    h->head_bytes += add;
-    if (h->head_bytes <= h->lim.max_header_bytes) {
-        return 0;
-    }
-    send_status(h, 431, "headers_too_large", NULL, NULL, 0, 0);
-    return -1;
-}
-
 static int on_message_begin(http_parser *p)
 {
     srv_http_t *h = p->data;
@@ -673,7 +663,6 @@ static int on_message_begin(http_parser *p)
     h->flags = 0;
     h->hdr_id = H_OTHER;
     h->hname_len = h->path_len = h->ctype_len = h->cenc_len = 0;
-    h->head_bytes = 16; /* request line: method, spaces, version, CRLF */
     h->body_bytes = 0;
     h->body_kind = BODY_NDJSON;
     h->scan_state = A_VALUE_WAIT;
@@ -696,7 +685,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
         memcpy(h->path + h->path_len, at, len);
         h->path_len += (uint8_t)len;
     }
-    return head_over(h, len);
+    return 0;
 }
 
 static void append_lower(char *buf, uint8_t *blen, size_t cap, const char *at, size_t len)
@@ -728,7 +717,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     } else {
         append_lower(h->hname, &h->hname_len, sizeof(h->hname), at, len);
     }
-    return head_over(h, len + 4);
+    return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -761,7 +750,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     default:
         break;
     }
-    return head_over(h, len);
+    return 0;
 }
 
 /* The path part of the URL in h->path, NUL-terminated in place; NULL if unusable. */
@@ -868,6 +857,7 @@ static int on_headers_complete(http_parser *p)
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         h->cbs.send(h->ctx, cont, sizeof(cont) - 1);
     }
+    http_parser_pause(p, 1); /* srv_http_feed counts head bytes up to here */
     return 0;
 }
 
@@ -924,37 +914,65 @@ static int on_message_complete(http_parser *p)
     }
     h->conn_flags &= ~(CF_IN_MESSAGE | CF_IN_BODY);
     h->action = ACT_NONE;
+    h->head_bytes = 0;
     if (h->carry_cap > CARRY_KEEP_MAX) {
         h->lim.free_fn(h->carry);
         h->carry = NULL;
         h->carry_cap = 0;
     }
-    return keep ? 0 : -1;
+    if (!keep) {
+        return -1;
+    }
+    http_parser_pause(p, 1); /* the next request starts a new head in srv_http_feed */
+    return 0;
 }
 
 /* ---- entry points ---- */
 
+/* The parser is paused after each head and each message, so every execute call covers one phase:
+ * in a head it is given at most the bytes left under max_header_bytes, which makes the 431 fall on
+ * the same byte however the input is split, and never after the parser has seen bytes past it. */
 int srv_http_feed(srv_http_t *h, const char *data, size_t len)
 {
     while (len > 0 && !(h->conn_flags & CF_CLOSING)) {
-        size_t n = http_parser_execute(&h->parser, &settings, data, len);
+        int head = !(h->conn_flags & CF_IN_BODY);
+        size_t give = len;
+        if (head) {
+            size_t room = h->lim.max_header_bytes - h->head_bytes;
+            if (room == 0) {
+                h->flags &= ~RF_HEAD_REQ;
+                send_status(h, 431, "headers_too_large", NULL, NULL, 0, 0);
+                break;
+            }
+            if (give > room) {
+                give = room;
+            }
+        }
+        size_t n = http_parser_execute(&h->parser, &settings, data, give);
         if (h->conn_flags & CF_CLOSING) {
             break;
         }
         enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
-        if (e == HPE_HEADER_OVERFLOW) {
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&h->parser, 0);
+        } else if (e == HPE_HEADER_OVERFLOW) {
+            h->flags &= ~RF_HEAD_REQ;
             send_status(h, 431, "headers_too_large", NULL, NULL, 0, 0);
-        } else if (e != HPE_OK || n == 0) {
+            break;
+        } else if (e != HPE_OK || (n == 0 && give > 0)) {
             int counts = (h->conn_flags & CF_IN_BODY) && h->action == ACT_EVENTS;
             if (counts) {
                 body_end(h, 0);
             }
             h->flags &= ~RF_HEAD_REQ; /* the 400 always has its body */
             send_status(h, 400, "bad_request", http_errno_name(e), NULL, counts, 0);
-        } else {
-            data += n;
-            len -= n;
+            break;
         }
+        if (head) {
+            h->head_bytes += n;
+        }
+        data += n;
+        len -= n;
     }
     return (h->conn_flags & CF_CLOSING) ? 1 : 0;
 }
