@@ -1,0 +1,150 @@
+/* server_internal.h - the structures shared by server.c (control loop, metrics) and worker.c
+ * (ingest loops). Not part of the server's interface. */
+#ifndef INGESTD_SERVER_INTERNAL_H
+#define INGESTD_SERVER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "event.h"
+#include "frame.h"
+#include "http.h"
+#include "metrics.h"
+#include "pool.h"
+#include "process.h"
+#include "server.h"
+#include "sink.h"
+
+#define SRV_CACHE_LINE 64
+
+/* One worker's counters: written by its loop thread only (metrics.h single-writer shards), read
+ * by the scraper. Padded on both sides so no other thread's data shares its cache lines. */
+typedef struct {
+    char pad0[SRV_CACHE_LINE];
+    metrics_counter_t accepted;
+    metrics_counter_t rejected[SRV_VERDICT_COUNT];
+    metrics_counter_t bytes_tcp;
+    metrics_counter_t bytes_http;
+    metrics_counter_t conns_total;
+    metrics_counter_t conns_refused;
+    metrics_counter_t idle_closed;
+    metrics_counter_t sink_failures; /* srv_sink_append could not keep an event (no memory) */
+    metrics_counter_t read_pauses;   /* times reading was paused (sink full or memory limit) */
+    metrics_counter_t oversize;      /* framed lines that outgrew one block (closed conns) */
+    metrics_gauge_t conns_active;
+    metrics_hist_t trim;
+    char pad1[SRV_CACHE_LINE];
+} srv_worker_stats_t;
+
+typedef enum {
+    SRV_CONN_TCP = 0,
+    SRV_CONN_HTTP = 1,
+} srv_conn_kind_t;
+
+typedef struct srv_worker srv_worker_t;
+
+/* One client connection; one allocation, freed in its close callback. */
+typedef struct srv_conn {
+    uv_tcp_t handle; /* first: the handle's address is the connection's */
+    srv_worker_t *w;
+    struct srv_conn *prev;
+    struct srv_conn *next;
+    srv_conn_kind_t kind;
+    int reading; /* uv_read_start is in effect */
+    int closing; /* uv_close called or pending after writes */
+    int close_after_write;
+    uint64_t last_active; /* uv_now of the last read */
+    uint64_t phase_start; /* HTTP: when the current phase began */
+    srv_http_phase_t phase;
+    srv_frame_t frame; /* TCP */
+    srv_http_t http;   /* HTTP */
+    /* HTTP responses: bytes gathered during one feed, and the buffer being written. */
+    char *out;
+    size_t out_len;
+    size_t out_cap;
+    char *wbuf;
+    size_t wbuf_cap;
+    int writing;
+    uv_write_t wreq;
+} srv_conn_t;
+
+/* A loop with its listeners and connections: an ingest worker, or the control loop (control:
+ * no TCP listener, the HTTP listener is --admin's address and takes no events). */
+struct srv_worker {
+    srv_server_t *srv;
+    unsigned id;
+    int control;
+    uv_loop_t *loop;
+    uv_loop_t own_loop;
+    uv_thread_t thread;
+    int tcp_fd; /* bound socket handed to uv_tcp_open, -1 when off */
+    int http_fd;
+    uv_tcp_t tcp_listener;
+    uv_tcp_t http_listener;
+    int listeners_open;
+    uv_async_t wake; /* control -> worker: look at draining / mem_over */
+    int wake_closed; /* under srv->wake_lock: wake may no longer be sent to */
+    uv_timer_t trim_timer;
+    uv_timer_t sweep_timer;
+    pool_cache_t *cache;
+    srv_process_t proc;
+    srv_sink_writer_t *sink_w;
+    srv_conn_t *conns;
+    int sink_full;
+    int mem_paused;
+    int draining;
+    int start_error;
+    metrics_writer_t scratch; /* GET reply bodies, freed after each feed */
+    srv_worker_stats_t st;
+};
+
+struct srv_server {
+    srv_config_t cfg;
+    pool_t *pool;
+    srv_sink_t *sink;
+    unsigned nworkers;
+    srv_worker_t **workers;
+    srv_worker_t *control;
+    uv_loop_t ctl_loop;
+    uv_async_t ctl_async; /* worker -> control: ready or done */
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    uv_signal_t sig_hup;
+    uv_timer_t mem_timer;
+    uv_timer_t shutdown_timer;
+    uv_mutex_t wake_lock; /* orders uv_async_send(wake) against the worker closing it */
+    int started;          /* srv_server_run took over the listening fds */
+    int sink_closed;      /* control thread only */
+    _Atomic unsigned ready;
+    _Atomic unsigned done;
+    _Atomic unsigned failed;
+    _Atomic int draining;
+    _Atomic int mem_over;
+    int announced;
+    int finished;
+    int exit_code;
+    uint64_t drain_start_ms;
+    char tcp_text[80];
+    char http_text[80];
+    char admin_text[80];
+};
+
+/* worker.c */
+/* Initialises w->wake on w->loop (before the loop's thread starts). Returns 0 or a libuv error. */
+int srv_worker_init_handles(srv_worker_t *w);
+/* Sets up w (loop, listeners, timers, cache) on the calling thread; w->loop must be initialised
+ * with w->wake. Returns 0 or a negative error (logged). */
+int srv_worker_setup(srv_worker_t *w);
+/* Runs the loop until drained, then frees the loop's resources. */
+void srv_worker_run(srv_worker_t *w);
+/* Drains whatever is still open (after a failed set-up or at the end), runs the loop until its
+ * handles are closed and frees the worker's cache and arena. Loop thread. */
+void srv_worker_teardown(srv_worker_t *w);
+/* The wake callback's work: start draining or apply the memory state. Loop thread. */
+void srv_worker_poll_flags(srv_worker_t *w);
+/* Sums of the conns_active shards (any thread). */
+int64_t srv_server_active_conns(srv_server_t *s);
+
+#endif

@@ -1,0 +1,723 @@
+/* worker.c - one ingest loop: SO_REUSEPORT listeners, TCP NDJSON and HTTP connections, the
+ * per-event path (frame -> process -> sink), pausing, idle sweeps and pool trims. The control
+ * loop reuses the HTTP connection code for its admin listener. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mem.h"
+#include "server_internal.h"
+
+static srv_ratelimit_t rl_accept;
+static srv_ratelimit_t rl_read;
+static srv_ratelimit_t rl_sink;
+static srv_ratelimit_t rl_write;
+
+/* Responses pending beyond this make an HTTP connection stop reading until they are written. */
+#define OUT_PAUSE_BYTES (1024 * 1024)
+
+static void conn_close(srv_conn_t *c);
+static void conn_maybe_resume(srv_conn_t *c);
+
+int64_t srv_server_active_conns(srv_server_t *s)
+{
+    int64_t n = 0;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        n += metrics_gauge_get(&s->workers[i]->st.conns_active);
+    }
+    return n;
+}
+
+/* ---- the per-event path ---- */
+
+static srv_verdict_t ingest(srv_worker_t *w, const char *line, size_t len)
+{
+    srv_verdict_t v = srv_process_line(&w->proc, line, len);
+
+    if (v != SRV_ACCEPTED) {
+        metrics_counter_add(&w->st.rejected[v], 1);
+        return v;
+    }
+    int r = srv_sink_append(w->sink_w, line, len);
+    if (r < 0) {
+        /* The sink could not keep the event (no memory): it is not accepted. */
+        metrics_counter_add(&w->st.sink_failures, 1);
+        metrics_counter_add(&w->st.rejected[SRV_REJECT_TOO_LARGE], 1);
+        srv_log_error_limited(&rl_sink, "sink append failed", "error", strerror(-r), NULL);
+        return SRV_REJECT_TOO_LARGE;
+    }
+    if (r == 1) {
+        w->sink_full = 1;
+    }
+    metrics_counter_add(&w->st.accepted, 1);
+    return SRV_ACCEPTED;
+}
+
+static void tcp_on_line(void *ctx, const char *line, size_t len)
+{
+    srv_conn_t *c = ctx;
+    ingest(c->w, line, len);
+}
+
+static void on_reject(void *ctx, srv_verdict_t reason)
+{
+    srv_conn_t *c = ctx;
+    metrics_counter_add(&c->w->st.rejected[reason], 1);
+}
+
+static const srv_frame_ops_t frame_ops = {tcp_on_line, on_reject};
+
+/* ---- pausing ---- */
+
+static int should_pause(const srv_worker_t *w)
+{
+    return w->sink_full || w->mem_paused || w->draining;
+}
+
+static void pause_tcp_reads(srv_worker_t *w)
+{
+    int paused = 0;
+    for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
+        if (c->kind == SRV_CONN_TCP && c->reading && !c->closing) {
+            uv_read_stop((uv_stream_t *)&c->handle);
+            c->reading = 0;
+            paused = 1;
+        }
+    }
+    if (paused) {
+        metrics_counter_add(&w->st.read_pauses, 1);
+    }
+}
+
+static void resume_reads(srv_worker_t *w)
+{
+    for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
+        conn_maybe_resume(c);
+    }
+}
+
+static void on_sink_writable(void *ctx)
+{
+    srv_worker_t *w = ctx;
+    w->sink_full = srv_sink_writer_full(w->sink_w);
+    if (!should_pause(w)) {
+        resume_reads(w);
+    }
+}
+
+/* ---- connections ---- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    srv_conn_t *c = h->data;
+    char *base = NULL;
+    size_t len = 0;
+    (void)hint;
+
+    if (c->kind == SRV_CONN_TCP) {
+        (void)srv_frame_buf(&c->frame, &base, &len);
+    } else {
+        base = pool_get(c->w->cache);
+        len = base != NULL ? POOL_BLOCK_SIZE : 0;
+    }
+    *buf = uv_buf_init(base, (unsigned)len);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    srv_conn_t *c = h->data;
+    srv_worker_t *w = c->w;
+
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        w->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    if (c->kind == SRV_CONN_HTTP) {
+        srv_http_free(&c->http);
+    }
+    mem_free(c->out);
+    mem_free(c->wbuf);
+    if (!w->control) {
+        metrics_gauge_add(&w->st.conns_active, -1);
+    }
+    mem_free(c);
+}
+
+/* Closes now; a TCP partial line is reported as truncated first. */
+static void conn_close(srv_conn_t *c)
+{
+    if (c->closing == 2) {
+        return;
+    }
+    c->closing = 2;
+    if (c->kind == SRV_CONN_TCP) {
+        uint64_t before = c->frame.oversize;
+        srv_frame_finish(&c->frame, &frame_ops, c);
+        metrics_counter_add(&c->w->st.oversize, c->frame.oversize - before);
+    }
+    c->reading = 0;
+    uv_close((uv_handle_t *)&c->handle, on_conn_closed);
+}
+
+static void start_write(srv_conn_t *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    srv_conn_t *c = req->data;
+    c->writing = 0;
+    if (status < 0) {
+        if (status != UV_ECANCELED) {
+            srv_log_error_limited(&rl_write, "write failed", "error", uv_strerror(status), NULL);
+        }
+        conn_close(c);
+        return;
+    }
+    if (c->closing == 2) {
+        return;
+    }
+    if (c->out_len > 0) {
+        start_write(c);
+    } else if (c->close_after_write) {
+        conn_close(c);
+    } else {
+        conn_maybe_resume(c);
+    }
+}
+
+/* Swaps the gathered bytes into the write buffer and writes them. */
+static void start_write(srv_conn_t *c)
+{
+    char *t = c->wbuf;
+    size_t tcap = c->wbuf_cap;
+    c->wbuf = c->out;
+    c->wbuf_cap = c->out_cap;
+    c->out = t;
+    c->out_cap = tcap;
+    uv_buf_t b = uv_buf_init(c->wbuf, (unsigned)c->out_len);
+    c->out_len = 0;
+    c->wreq.data = c;
+    int r = uv_write(&c->wreq, (uv_stream_t *)&c->handle, &b, 1, on_write);
+    if (r < 0) {
+        conn_close(c);
+        return;
+    }
+    c->writing = 1;
+}
+
+static void http_send(void *ctx, const char *data, size_t len)
+{
+    srv_conn_t *c = ctx;
+    if (c->out_len + len > c->out_cap) {
+        size_t cap = c->out_cap != 0 ? c->out_cap : 4096;
+        while (cap < c->out_len + len) {
+            cap *= 2;
+        }
+        char *n = mem_realloc(c->out, cap);
+        if (n == NULL) {
+            c->close_after_write = 1;
+            return;
+        }
+        c->out = n;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+}
+
+static srv_verdict_t http_on_event(void *ctx, const char *data, size_t len, const char **detail)
+{
+    srv_conn_t *c = ctx;
+    srv_verdict_t v = ingest(c->w, data, len);
+    (void)detail;
+    return v;
+}
+
+static int http_shedding(void *ctx)
+{
+    srv_conn_t *c = ctx;
+    return should_pause(c->w);
+}
+
+static int http_on_get(void *ctx, const char *path, srv_http_reply_t *reply)
+{
+    srv_conn_t *c = ctx;
+    srv_worker_t *w = c->w;
+    srv_server_t *s = w->srv;
+
+    if (strcmp(path, "/metrics") == 0) {
+        if (reply == NULL) {
+            return 0;
+        }
+        w->scratch.len = 0;
+        w->scratch.oom = 0;
+        srv_server_write_metrics(s, &w->scratch);
+        if (w->scratch.oom) {
+            reply->status = 500;
+            reply->body = "out of memory\n";
+            reply->body_len = strlen(reply->body);
+            return 0;
+        }
+        reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        reply->body = w->scratch.buf;
+        reply->body_len = w->scratch.len;
+        return 0;
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        if (reply != NULL) {
+            reply->body = "ok\n";
+            reply->body_len = 3;
+        }
+        return 0;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        if (reply != NULL) {
+            int ready = atomic_load(&s->ready) == s->nworkers && !atomic_load(&s->draining);
+            reply->status = ready ? 200 : 503;
+            reply->body = ready ? "ready\n" : "not ready\n";
+            reply->body_len = strlen(reply->body);
+        }
+        return 0;
+    }
+    return 404;
+}
+
+static void note_phase(srv_conn_t *c)
+{
+    srv_http_phase_t p = srv_http_phase(&c->http);
+    if (p != c->phase) {
+        c->phase = p;
+        c->phase_start = uv_now(c->w->loop);
+    }
+}
+
+static void http_finish_feed(srv_conn_t *c, int close)
+{
+    srv_worker_t *w = c->w;
+    if (w->scratch.cap > 64 * 1024) {
+        metrics_writer_free(&w->scratch);
+        metrics_writer_init(&w->scratch);
+    }
+    note_phase(c);
+    if (close) {
+        c->close_after_write = 1;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->handle);
+            c->reading = 0;
+        }
+    }
+    if (c->out_len > 0 && !c->writing) {
+        start_write(c);
+    }
+    if (c->closing == 2) {
+        return;
+    }
+    if (c->close_after_write && !c->writing) {
+        conn_close(c);
+        return;
+    }
+    if (c->out_len > OUT_PAUSE_BYTES && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->handle);
+        c->reading = 0;
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+    srv_conn_t *c = stream->data;
+    srv_worker_t *w = c->w;
+
+    if (n > 0) {
+        c->last_active = uv_now(w->loop);
+    }
+    if (c->kind == SRV_CONN_TCP) {
+        if (n >= 0) {
+            uint64_t before = c->frame.oversize;
+            metrics_counter_add(&w->st.bytes_tcp, (uint64_t)n);
+            srv_frame_commit(&c->frame, (size_t)n, &frame_ops, c);
+            if (c->frame.oversize != before) {
+                metrics_counter_add(&w->st.oversize, c->frame.oversize - before);
+            }
+            if (should_pause(w)) {
+                pause_tcp_reads(w);
+            }
+            return;
+        }
+        if (n != UV_EOF) {
+            srv_log_error_limited(&rl_read, "read failed", "error", uv_strerror((int)n), NULL);
+        }
+        conn_close(c); /* a partial line is reported as truncated */
+        return;
+    }
+
+    /* HTTP (ingest or control) */
+    if (n > 0) {
+        if (!w->control) {
+            metrics_counter_add(&w->st.bytes_http, (uint64_t)n);
+        }
+        int close = srv_http_feed(&c->http, buf->base, (size_t)n);
+        pool_put(w->cache, buf->base);
+        http_finish_feed(c, close);
+        if (w->sink_full && !w->control) {
+            pause_tcp_reads(w);
+        }
+        return;
+    }
+    pool_put(w->cache, buf->base);
+    if (n == 0) {
+        return;
+    }
+    if (n != UV_EOF) {
+        srv_log_error_limited(&rl_read, "read failed", "error", uv_strerror((int)n), NULL);
+    }
+    srv_http_eof(&c->http);
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->handle);
+        c->reading = 0;
+    }
+    c->close_after_write = 1;
+    if (!c->writing) {
+        conn_close(c);
+    }
+}
+
+static void conn_maybe_resume(srv_conn_t *c)
+{
+    srv_worker_t *w = c->w;
+    if (c->reading || c->closing || c->close_after_write || w->draining) {
+        return;
+    }
+    if (c->kind == SRV_CONN_TCP && should_pause(w)) {
+        return;
+    }
+    if (c->kind == SRV_CONN_HTTP && c->out_len > OUT_PAUSE_BYTES) {
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) == 0) {
+        c->reading = 1;
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
+{
+    srv_worker_t *w = server->data;
+    srv_server_t *s = w->srv;
+
+    if (status < 0) {
+        srv_log_error_limited(&rl_accept, "accept failed", "error", uv_strerror(status), NULL);
+        return;
+    }
+    srv_conn_t *c = mem_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        srv_log_error_limited(&rl_accept, "accept failed", "error", "out of memory", NULL);
+        return;
+    }
+    c->w = w;
+    c->kind = kind;
+    uv_tcp_init(w->loop, &c->handle);
+    c->handle.data = c;
+    c->next = w->conns;
+    if (w->conns != NULL) {
+        w->conns->prev = c;
+    }
+    w->conns = c;
+    if (!w->control) {
+        metrics_gauge_add(&w->st.conns_active, 1);
+    }
+    if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
+        c->closing = 2;
+        uv_close((uv_handle_t *)&c->handle, on_conn_closed);
+        return;
+    }
+    if (!w->control) {
+        if ((uint64_t)srv_server_active_conns(s) > s->cfg.max_connections) {
+            metrics_counter_add(&w->st.conns_refused, 1);
+            c->closing = 2;
+            uv_close((uv_handle_t *)&c->handle, on_conn_closed);
+            return;
+        }
+        metrics_counter_add(&w->st.conns_total, 1);
+    }
+    c->last_active = uv_now(w->loop);
+    c->phase_start = c->last_active;
+    if (kind == SRV_CONN_TCP) {
+        srv_frame_init(&c->frame, w->cache, s->cfg.max_event_bytes, mem_realloc, mem_free);
+    } else {
+        srv_http_limits_t lim = {
+            .max_header_bytes = s->cfg.max_header_bytes,
+            .max_body_bytes = s->cfg.max_body_bytes,
+            .max_event_bytes = s->cfg.max_event_bytes,
+            .max_errors = SRV_HTTP_DEFAULT_MAX_ERRORS,
+            .realloc_fn = mem_realloc,
+            .free_fn = mem_free,
+        };
+        srv_http_cbs_t cbs = {
+            .on_event = w->control ? NULL : http_on_event,
+            .on_reject = on_reject,
+            .on_get = http_on_get,
+            .shedding = w->control ? NULL : http_shedding,
+            .send = http_send,
+            .on_request_done = NULL,
+        };
+        uv_tcp_nodelay(&c->handle, 1);
+        srv_http_init(&c->http, &lim, &cbs, c);
+    }
+    conn_maybe_resume(c);
+}
+
+static void on_tcp_connection(uv_stream_t *server, int status)
+{
+    on_connection(server, status, SRV_CONN_TCP);
+}
+
+static void on_http_connection(uv_stream_t *server, int status)
+{
+    on_connection(server, status, SRV_CONN_HTTP);
+}
+
+/* ---- timers ---- */
+
+static void on_trim(uv_timer_t *t)
+{
+    srv_worker_t *w = t->data;
+    pool_stats_t st;
+
+    pool_cache_trim(w->cache);
+    pool_cache_stats(w->cache, &st);
+    metrics_hist_observe_ns(&w->st.trim, st.trim_ns_last);
+}
+
+static uint64_t conn_timeout(const srv_conn_t *c, const srv_config_t *cfg, uint64_t *since)
+{
+    if (c->kind == SRV_CONN_TCP) {
+        *since = c->last_active;
+        return cfg->idle_timeout_ms;
+    }
+    *since = c->phase_start;
+    switch (c->phase) {
+    case SRV_HTTP_HEAD:
+        return cfg->header_timeout_ms;
+    case SRV_HTTP_BODY:
+        return cfg->body_timeout_ms;
+    default:
+        *since = c->last_active > c->phase_start ? c->last_active : c->phase_start;
+        return cfg->idle_timeout_ms;
+    }
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    srv_worker_t *w = t->data;
+    uint64_t now = uv_now(w->loop);
+    srv_conn_t *next;
+
+    for (srv_conn_t *c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        uint64_t since;
+        uint64_t limit = conn_timeout(c, &w->srv->cfg, &since);
+        if (c->closing || limit == 0 || now - since < limit) {
+            continue;
+        }
+        if (!c->reading && c->kind == SRV_CONN_TCP) {
+            continue; /* paused by us (backpressure): not the client's silence */
+        }
+        if (!w->control) {
+            metrics_counter_add(&w->st.idle_closed, 1);
+        }
+        if (c->kind == SRV_CONN_HTTP && c->phase != SRV_HTTP_IDLE) {
+            srv_http_timeout(&c->http);
+            http_finish_feed(c, 1);
+        } else {
+            conn_close(c);
+        }
+    }
+}
+
+static uint64_t sweep_interval(const srv_config_t *cfg)
+{
+    uint64_t m = UINT64_MAX;
+    const uint64_t t[] = {cfg->idle_timeout_ms, cfg->header_timeout_ms, cfg->body_timeout_ms};
+    for (size_t i = 0; i < 3; i++) {
+        if (t[i] != 0 && t[i] < m) {
+            m = t[i];
+        }
+    }
+    if (m == UINT64_MAX) {
+        return 0;
+    }
+    m /= 4;
+    return m < 50 ? 50 : (m > 1000 ? 1000 : m);
+}
+
+/* ---- draining ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void close_if_open(uv_handle_t *h)
+{
+    if (h->loop != NULL && !uv_is_closing(h)) {
+        uv_close(h, on_handle_closed);
+    }
+}
+
+static void start_drain(srv_worker_t *w)
+{
+    srv_conn_t *next;
+
+    w->draining = 1;
+    if (w->listeners_open) {
+        w->listeners_open = 0;
+        if (w->tcp_fd >= 0) {
+            close_if_open((uv_handle_t *)&w->tcp_listener);
+        }
+        if (w->http_fd >= 0) {
+            close_if_open((uv_handle_t *)&w->http_listener);
+        }
+    }
+    /* Every byte already read has been processed in its read callback; what is left is the
+     * partial line of each TCP connection (truncated) and HTTP bodies cut short. */
+    for (srv_conn_t *c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->kind == SRV_CONN_HTTP && !c->closing) {
+            srv_http_eof(&c->http);
+        }
+        conn_close(c);
+    }
+    srv_sink_writer_destroy(w->sink_w);
+    w->sink_w = NULL;
+    close_if_open((uv_handle_t *)&w->trim_timer);
+    close_if_open((uv_handle_t *)&w->sweep_timer);
+    uv_mutex_lock(&w->srv->wake_lock);
+    close_if_open((uv_handle_t *)&w->wake);
+    w->wake_closed = 1;
+    uv_mutex_unlock(&w->srv->wake_lock);
+}
+
+void srv_worker_poll_flags(srv_worker_t *w)
+{
+    srv_server_t *s = w->srv;
+
+    if (w->draining) {
+        return;
+    }
+    if (atomic_load(&s->draining)) {
+        start_drain(w);
+        return;
+    }
+    int over = atomic_load(&s->mem_over);
+    if (over && !w->mem_paused) {
+        w->mem_paused = 1;
+        pool_cache_trim(w->cache); /* the victim-cache trim releases in two steps */
+        pool_cache_trim(w->cache);
+        pause_tcp_reads(w);
+    } else if (!over && w->mem_paused) {
+        w->mem_paused = 0;
+        if (!should_pause(w)) {
+            resume_reads(w);
+        }
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    srv_worker_poll_flags(a->data);
+}
+
+/* ---- set-up ---- */
+
+static int open_listener(srv_worker_t *w, uv_tcp_t *h, int fd, uv_connection_cb cb)
+{
+    int r = uv_tcp_init(w->loop, h);
+    if (r != 0) {
+        return r;
+    }
+    h->data = w;
+    r = uv_tcp_open(h, fd);
+    if (r == 0) {
+        r = uv_listen((uv_stream_t *)h, 1024, cb);
+    }
+    return r;
+}
+
+int srv_worker_setup(srv_worker_t *w)
+{
+    srv_server_t *s = w->srv;
+    int r;
+
+    metrics_writer_init(&w->scratch);
+    r = pool_cache_create(s->pool, &w->cache);
+    if (r != 0) {
+        srv_log("error", "pool cache", "error", strerror(-r), NULL);
+        return r;
+    }
+    srv_process_init(&w->proc, s->cfg.pool, w->cache, mem_malloc, mem_free);
+    if (!w->control) {
+        r = srv_sink_writer_create(s->sink, w->loop, on_sink_writable, w, &w->sink_w);
+        if (r != 0) {
+            srv_log("error", "sink writer", "error", strerror(r < 0 ? -r : r), NULL);
+            return r;
+        }
+    }
+    if (w->tcp_fd >= 0) {
+        r = open_listener(w, &w->tcp_listener, w->tcp_fd, on_tcp_connection);
+        if (r != 0) {
+            srv_log("error", "tcp listen", "error", uv_strerror(r), NULL);
+            return r;
+        }
+    }
+    if (w->http_fd >= 0) {
+        r = open_listener(w, &w->http_listener, w->http_fd, on_http_connection);
+        if (r != 0) {
+            srv_log("error", "http listen", "error", uv_strerror(r), NULL);
+            return r;
+        }
+    }
+    w->listeners_open = 1;
+    if (!w->control) {
+        uv_timer_init(w->loop, &w->trim_timer);
+        w->trim_timer.data = w;
+        if (s->cfg.trim_interval_ms != 0) {
+            uv_timer_start(&w->trim_timer, on_trim, s->cfg.trim_interval_ms,
+                           s->cfg.trim_interval_ms);
+        }
+    }
+    uv_timer_init(w->loop, &w->sweep_timer);
+    w->sweep_timer.data = w;
+    uint64_t iv = sweep_interval(&s->cfg);
+    if (iv != 0) {
+        uv_timer_start(&w->sweep_timer, on_sweep, iv, iv);
+    }
+    return 0;
+}
+
+void srv_worker_run(srv_worker_t *w)
+{
+    uv_run(w->loop, UV_RUN_DEFAULT);
+}
+
+void srv_worker_teardown(srv_worker_t *w)
+{
+    if (!w->draining) {
+        start_drain(w);
+    }
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    srv_process_destroy(&w->proc);
+    pool_cache_destroy(w->cache);
+    w->cache = NULL;
+    metrics_writer_free(&w->scratch);
+}
+
+int srv_worker_init_handles(srv_worker_t *w)
+{
+    int r = uv_async_init(w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    return r;
+}
