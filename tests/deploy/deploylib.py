@@ -1,6 +1,7 @@
 """deploylib.py - shared by the deploy.* tests: the metrics contract, the flag list, readers for
 the files in deploy/, and a runner that starts a real ingestd on loopback."""
 
+import json
 import os
 import re
 import select
@@ -182,9 +183,32 @@ def read_env_file(path):
 LISTENING = re.compile(r"listening tcp=(\S+):(\d+) http=(\S+):(\d+) admin=(\S+):(\d+)")
 
 
+def parse_listening(text):
+    """((host, port) tcp, http, admin) from the start line, in text or JSON log format."""
+    for line in text.splitlines():
+        m = LISTENING.search(line)
+        if m:
+            return tuple((m.group(i), int(m.group(i + 1))) for i in (1, 3, 5))
+        if line.startswith("{"):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("msg") == "listening":
+                out = []
+                for k in ("tcp", "http", "admin"):
+                    host, _, port = str(rec.get(k, "")).rpartition(":")
+                    if not port.isdigit():
+                        break
+                    out.append((host.strip("[]"), int(port)))
+                if len(out) == 3:
+                    return tuple(out)
+    return None
+
+
 class Ingestd:
     """Starts ingestd with loopback port-0 listeners, learns its ports from the `listening`
-    line on stderr, and stops it with SIGTERM (expecting exit 0)."""
+    line on stderr (text or JSON log format), and stops it with SIGTERM."""
 
     def __init__(self, binary, extra_args=(), env=None, start_timeout=60):
         self.binary = binary
@@ -209,7 +233,9 @@ class Ingestd:
                 if not chunk:
                     break
                 buf += chunk
-                m = LISTENING.search(buf.decode("utf-8", "replace"))
+                # only complete lines: a JSON line cut mid-way must not count
+                done = buf[: buf.rfind(b"\n") + 1]
+                m = parse_listening(done.decode("utf-8", "replace"))
             elif self.proc.poll() is not None:
                 break
         self.stderr_text = buf.decode("utf-8", "replace")
@@ -218,9 +244,7 @@ class Ingestd:
             self.proc.wait()
             raise RuntimeError("ingestd printed no `listening tcp=.. http=.. admin=..` line; "
                                "exit=%s stderr:\n%s" % (self.proc.returncode, self.stderr_text))
-        self.tcp = (m.group(1), int(m.group(2)))
-        self.http = (m.group(3), int(m.group(4)))
-        self.admin = (m.group(5), int(m.group(6)))
+        self.tcp, self.http, self.admin = m
 
     def _drain(self):
         while True:
