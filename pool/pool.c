@@ -2,6 +2,7 @@
  * depot that moves whole batches between caches, and victim-cache trimming. */
 #include "pool.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -234,6 +235,7 @@ void pool_destroy(pool_t *p)
     if (p == NULL) {
         return;
     }
+    assert(p->caches == NULL && "every cache must be destroyed before its pool");
     free_batches(p, p->depot_cur);
     free_batches(p, p->depot_old);
     pthread_mutex_destroy(&p->depot_lock);
@@ -477,7 +479,8 @@ size_t pool_cache_trim(pool_cache_t *c)
     int retain = pool_retain(p);
     size_t released = 0;
 
-    if (p->mode == POOL_MODE_POOLED && retain != POOL_RETAIN_OFF) {
+    /* Any negative retain (POOL_RETAIN_OFF or a bad pool_set_retain value) releases nothing. */
+    if (p->mode == POOL_MODE_POOLED && retain >= 0) {
         int64_t peak = ld_s(&c->ctr.peak_in_use);
         size_t cap = peak > 0 ? (size_t)peak * (size_t)retain / 100 : 0;
 

@@ -8,8 +8,19 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
 
 #include "pool.h"
 
@@ -566,6 +577,51 @@ static void test_failing_allocator_makes_get_return_null_and_count(void **state)
     assert_int_equal(n_alloc, n_free);
 }
 
+#ifdef UNDER_ASAN
+/* In a child: gets a block, puts it back, then writes to it. Returns how the child ended. */
+static int child_writes_after_put(int free_on_put)
+{
+    pid_t pid = fork();
+    int status = 0;
+
+    if (pid == 0) {
+        pool_config_t cfg;
+        pool_t *p;
+        pool_cache_t *c;
+        int devnull = open("/dev/null", O_WRONLY);
+
+        dup2(devnull, STDERR_FILENO); /* the child's ASan report is expected */
+        pool_config_init(&cfg);
+        cfg.free_on_put = free_on_put;
+        if (pool_create(&cfg, &p) != 0 || pool_cache_create(p, &c) != 0) {
+            _exit(3);
+        }
+        volatile char *b = pool_get(c);
+        pool_put(c, (void *)b);
+        b[100] = 1; /* use after put */
+        _exit(0);
+    }
+    waitpid(pid, &status, 0);
+    return status;
+}
+#endif
+
+static void test_asan_catches_a_write_to_a_block_after_put(void **state)
+{
+    (void)state;
+#ifdef UNDER_ASAN
+    /* Both ways: poisoned while cached, and freed under free-on-put. */
+    int cached = child_writes_after_put(0);
+    int after_free = child_writes_after_put(1);
+    assert_false(WIFEXITED(cached) && WEXITSTATUS(cached) == 0);
+    assert_false(WIFEXITED(cached) && WEXITSTATUS(cached) == 3);
+    assert_false(WIFEXITED(after_free) && WEXITSTATUS(after_free) == 0);
+    assert_false(WIFEXITED(after_free) && WEXITSTATUS(after_free) == 3);
+#else
+    skip();
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -587,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup(test_stats_invariants_hold_over_mixed_traffic, reset_counts),
         cmocka_unit_test_setup(test_failing_allocator_makes_get_return_null_and_count,
                                reset_counts),
+        cmocka_unit_test(test_asan_catches_a_write_to_a_block_after_put),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
