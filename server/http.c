@@ -2,6 +2,7 @@
  * scanner, one object), limits and the responses. Transport-free; see http.h for the contract. */
 #include "http.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -278,6 +279,7 @@ static void send_events_reply(srv_http_t *h, int keep)
                       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
                       "%zu\r\n%s\r\n%s",
                       body_len, conn_header(h, keep), pre);
+    assert(hl > 0 && (size_t)hl + 3 <= sizeof(head)); /* at most ~190 bytes */
     if (!keep) {
         h->conn_flags |= CF_CLOSING;
     }
@@ -374,10 +376,6 @@ static void reject_too_large(srv_http_t *h, uint64_t line)
 static void emit(srv_http_t *h, uint64_t line, const char *data, size_t len)
 {
     const char *detail = NULL;
-    if (len > h->lim.max_event_bytes) {
-        reject_too_large(h, line);
-        return;
-    }
     srv_verdict_t v = h->cbs.on_event(h->ctx, data, len, &detail);
     if (v == SRV_ACCEPTED) {
         h->accepted++;
@@ -387,11 +385,12 @@ static void emit(srv_http_t *h, uint64_t line, const char *data, size_t len)
     }
 }
 
-/* Appends to the carry buffer. Returns 0, or -1 when the event would pass max_event_bytes + 1
- * (room for a CR) or memory ran out: the caller rejects the event and skips it. */
-static int carry_append(srv_http_t *h, const char *p, size_t n)
+/* Appends to the carry buffer. Returns 0, or -1 when the event would pass max_event_bytes + slack
+ * (NDJSON: 1, room for a CR) or memory ran out: the caller rejects the event and skips it. The
+ * limits match the checks on events passed without copying, so any split gives the same verdict. */
+static int carry_append(srv_http_t *h, const char *p, size_t n, size_t slack)
 {
-    size_t limit = h->lim.max_event_bytes + 1;
+    size_t limit = h->lim.max_event_bytes + slack;
     if (n > limit - h->carry_len) {
         return -1;
     }
@@ -427,11 +426,16 @@ static void skip_event(srv_http_t *h, uint64_t line)
     h->carry_len = 0;
 }
 
-/* One complete NDJSON line (without its LF). */
+/* One complete NDJSON line (without its LF): over max_event_bytes without its CR is too large,
+ * even if blank (as it is when it was too long to carry). */
 static void ndjson_line(srv_http_t *h, const char *p, size_t n)
 {
     if (n > 0 && p[n - 1] == '\r') {
         n--;
+    }
+    if (n > h->lim.max_event_bytes) {
+        reject_too_large(h, h->index);
+        return;
     }
     size_t i = 0;
     while (i < n && is_ws(p[i])) {
@@ -455,7 +459,7 @@ static void ndjson_feed(srv_http_t *h, const char *p, size_t n)
             h->flags &= ~RF_SKIP;
             h->index++;
         } else if (nl == NULL) {
-            if (carry_append(h, p, seg) != 0) {
+            if (carry_append(h, p, seg, 1) != 0) {
                 skip_event(h, h->index + 1);
             }
             return;
@@ -463,7 +467,7 @@ static void ndjson_feed(srv_http_t *h, const char *p, size_t n)
             h->index++;
             if (h->carry_len == 0) {
                 ndjson_line(h, p, seg);
-            } else if (carry_append(h, p, seg) != 0) {
+            } else if (carry_append(h, p, seg, 1) != 0) {
                 h->carry_len = 0;
                 reject_too_large(h, h->index);
             } else {
@@ -476,7 +480,8 @@ static void ndjson_feed(srv_http_t *h, const char *p, size_t n)
     }
 }
 
-/* The end of an array element; p/n is its part in the current chunk. */
+/* The end of an array element; p/n is its part in the current chunk. Its size runs from its first
+ * byte to the delimiter, blanks before the delimiter included. */
 static void array_elem_end(srv_http_t *h, const char *p, size_t n)
 {
     if (h->flags & RF_SKIP) {
@@ -484,13 +489,16 @@ static void array_elem_end(srv_http_t *h, const char *p, size_t n)
         return;
     }
     if (h->carry_len > 0) {
-        if (carry_append(h, p, n) != 0) {
+        if (carry_append(h, p, n, 0) != 0) {
             h->carry_len = 0;
             reject_too_large(h, h->index);
             return;
         }
         p = h->carry;
         n = h->carry_len;
+    } else if (n > h->lim.max_event_bytes) {
+        reject_too_large(h, h->index);
+        return;
     }
     while (n > 0 && is_ws(p[n - 1])) {
         n--;
@@ -576,7 +584,7 @@ static void array_feed(srv_http_t *h, const char *p, size_t n)
         }
     }
     h->scan_state = st;
-    if (start != none && carry_append(h, p + start, n - start) != 0) {
+    if (start != none && carry_append(h, p + start, n - start, 0) != 0) {
         skip_event(h, h->index);
     }
 }
@@ -609,7 +617,7 @@ static void body_feed(srv_http_t *h, const char *p, size_t n)
         array_feed(h, p, n);
         break;
     default: /* BODY_JSON_OBJECT */
-        if (!(h->flags & RF_SKIP) && carry_append(h, p, n) != 0) {
+        if (!(h->flags & RF_SKIP) && carry_append(h, p, n, 0) != 0) {
             skip_event(h, 1);
         }
         break;
