@@ -12,18 +12,23 @@
 
 /* Limits of one connection. Zero fields take the defaults in brackets. */
 typedef struct {
-    size_t max_header_bytes; /* request line + headers [16 KiB] -> 431 and close. http-parser's own
+    size_t max_header_bytes; /* [16 KiB] bytes of a request before its body (blank lines before it,
+                              * request line, headers, the blank line ending them) -> 431 and
+                              * close; the parser never sees bytes past the limit. http-parser's own
                               * ceiling (HTTP_MAX_HEADER_SIZE, 80 KiB, also answered with 431) can
                               * only be raised process-wide with http_parser_set_max_header_size()
                               * at start-up. */
     size_t max_body_bytes;   /* [8 MiB] Content-Length above it -> 413 before reading the body; a
                               * chunked body passing it -> 413 at that byte; both close. */
-    size_t max_event_bytes;  /* one NDJSON line (without CR/LF), array element or object [1 MiB];
+    size_t max_event_bytes;  /* [1 MiB] one NDJSON line (without CR/LF; a blank line too), an
+                              * array element (first byte to the ',' or ']', blanks before it
+                              * included) or the one object (first non-blank byte to the end);
                               * longer -> rejected too_large, skipped without being buffered */
     size_t max_errors;       /* entries in the 200 reply's "errors" list [10] */
     /* Memory for the per-connection carry buffer (a partial line/element, grown rarely, freed
      * when over 64 KiB at the end of a request) and the errors list. NULL: libc realloc/free.
-     * The server passes mem_realloc/mem_free. */
+     * The server passes mem_realloc/mem_free. When realloc_fn fails, the event being carried is
+     * rejected too_large, or the errors-list entry is left out (the counts stay right). */
     void *(*realloc_fn)(void *ptr, size_t size);
     void (*free_fn)(void *ptr);
 } srv_http_limits_t;

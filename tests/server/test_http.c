@@ -893,6 +893,73 @@ static void test_no_allocation_per_event_when_lines_do_not_cross_feeds(void **st
     conn_free(c);
 }
 
+static void test_header_limit_falls_on_the_same_byte_for_every_split(void **state)
+{
+    (void)state;
+    const char *req = "\r\nGET /metrics HTTP/1.1\r\nX-A: aaaa\r\nX-B:\r\n\r\n";
+    size_t len = strlen(req);
+    /* the head counts through the blank line that ends it: len bytes fit, len - 1 do not */
+    for (size_t max = len - 2; max <= len + 1; max++) {
+        srv_http_limits_t lim = {.max_header_bytes = max};
+        char *whole = transcript(req, len, NULL, 0, &lim, 0);
+        assert_non_null(strstr(whole, max >= len ? "done 200" : "done 431"));
+        for (size_t i = 1; i < len; i++) {
+            char *t = transcript(req, len, &i, 1, &lim, 0);
+            assert_string_equal(t, whole);
+            free(t);
+        }
+        free(whole);
+    }
+}
+
+static void test_array_element_size_counts_blanks_before_the_delimiter(void **state)
+{
+    (void)state;
+    /* {"type":"a"} is 12 bytes: with 3 blanks before the ',' it is 15 */
+    const char *req = "POST /v1/events HTTP/1.1\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 33\r\n\r\n[{\"type\":\"a\"}   ,{\"type\":\"b\"}  ] ";
+    size_t len = strlen(req);
+    srv_http_limits_t lim = {.max_event_bytes = 14};
+    char *whole = transcript(req, len, NULL, 0, &lim, 0);
+    assert_non_null(strstr(whole, "reject too_large\nevent 12:{\"type\":\"b\"} -> accepted\n"));
+    assert_non_null(strstr(whole, "done 200"));
+    for (size_t i = 1; i < len; i++) {
+        char *t = transcript(req, len, &i, 1, &lim, 0);
+        assert_string_equal(t, whole);
+        free(t);
+    }
+    free(whole);
+}
+
+static int fail_realloc;
+
+static void *failing_realloc(void *p, size_t n)
+{
+    return fail_realloc ? NULL : realloc(p, n);
+}
+
+static void test_allocation_failure_rejects_the_carried_event_and_keeps_counts(void **state)
+{
+    (void)state;
+    srv_http_limits_t lim = {.realloc_fn = failing_realloc, .free_fn = free};
+    conn_t *c = conn_new(&lim);
+    fail_realloc = 1;
+    const char *req = post(NULL, "{\"type\":\"a\"}\n{\"type\":\"b\"}\n{\"type\":\"c\"}\n");
+    size_t len = strlen(req);
+    size_t cut = len - 20; /* inside the second line: it must be carried */
+    assert_int_equal(srv_http_feed(&c->h, req, cut), 0);
+    assert_int_equal(srv_http_feed(&c->h, req + cut, len - cut), 0);
+    fail_realloc = 0;
+    resp_t r = get_resp(c, 0);
+    json_t *j = resp_json(&r);
+    assert_int_equal(jint(j, "accepted"), 2);
+    assert_int_equal(jint(j, "rejected"), 1);
+    assert_int_equal(json_array_size(json_object_get(j, "errors")), 0);
+    json_decref(j);
+    assert_int_equal(c->verdicts[SRV_REJECT_TOO_LARGE], 1);
+    conn_free(c);
+}
+
 static void test_init_rejects_missing_send(void **state)
 {
     (void)state;
@@ -932,6 +999,9 @@ int main(void)
         cmocka_unit_test(test_empty_header_value_does_not_merge_header_names),
         cmocka_unit_test(test_content_encoding_is_415),
         cmocka_unit_test(test_no_allocation_per_event_when_lines_do_not_cross_feeds),
+        cmocka_unit_test(test_header_limit_falls_on_the_same_byte_for_every_split),
+        cmocka_unit_test(test_array_element_size_counts_blanks_before_the_delimiter),
+        cmocka_unit_test(test_allocation_failure_rejects_the_carried_event_and_keeps_counts),
         cmocka_unit_test(test_init_rejects_missing_send),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
