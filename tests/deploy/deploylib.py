@@ -215,10 +215,9 @@ class Ingestd:
         args = [binary, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0",
                 "--admin", "127.0.0.1:0", "--workers", "1"]
         args += list(extra_args)
-        e = dict(os.environ)
-        for k in list(e):
-            if k.startswith("INGESTD_"):
-                del e[k]
+        # Only the flag variables of the caller's environment are dropped: others, such as
+        # INGESTD_POOL_FREE_ON_PUT from the asan test preset, pass through.
+        e = {k: v for k, v in os.environ.items() if k not in KNOWN_ENV}
         e.update(env or {})
         self.stderr_text = ""
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
