@@ -65,7 +65,7 @@ void lg_compare_config_default(lg_compare_config_t *cfg)
     cfg->pin_loadgen = -1;
     cfg->workers = 1;
     lg_run_config_default(&cfg->run);
-    cfg->run.events = 400000;
+    cfg->run.events = 150000;
     cfg->run.warmup_s = 0.3;
     cfg->start_timeout_s = 10;
     cfg->stop_timeout_s = 20;

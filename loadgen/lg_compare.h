@@ -43,7 +43,7 @@ int lg_mode_parse(const char *name, lg_mode_t *out);
 /* Parses a comma-separated list of modes into cfg. Returns 0 or -EINVAL. */
 int lg_modes_parse(const char *list, lg_compare_config_t *cfg);
 
-/* Defaults: the four modes, 3 repeats, no pinning, 1 worker, TCP, 400000 events per run,
+/* Defaults: the four modes, 3 repeats, no pinning, 1 worker, TCP, 150000 events per run,
  * 0.3 s warm-up, 10 s start and 20 s stop timeouts. */
 void lg_compare_config_default(lg_compare_config_t *cfg);
 

@@ -19,7 +19,7 @@ static const char usage_text[] =
     "\n"
     "load (run and compare):\n"
     "  --connections N      sender connections, one thread each (default 1)\n"
-    "  --events N           events to send after warm-up (run: 100000; compare: 400000)\n"
+    "  --events N           events to send after warm-up (run: 100000; compare: 150000)\n"
     "  --duration D         send for D (10s, 500ms, 1m) instead of a count\n"
     "  --rate R             events/s over all connections, open loop; 0 = max (default 0)\n"
     "  --batch N            events per HTTP request (default 100)\n"

@@ -258,15 +258,15 @@ def t_ingestd_run(lg, ingestd):
             for target, extra in (("tcp://" + srv.addr["tcp"], []),
                                   ("http://%s/v1/events" % srv.addr["http"], ["--batch", "50"])):
                 js = os.path.join(tmp, "run.json")
-                rc, out, err = loadgen(lg, "run", "--target", target, "--events", "20000",
+                rc, out, err = loadgen(lg, "run", "--target", target, "--events", "10000",
                                        "--invalid", "5", "--connections", "2", "--warmup",
                                        "100ms", "--metrics", metrics, "--json", js, *extra)
                 assert rc == 0, (target, rc, out, err)
                 j = check_run_json(js, http=target.startswith("http"))
                 os.unlink(js)
-                assert j["sent_events"] == 20000
+                assert j["sent_events"] == 10000
                 assert j["server"]["rejected"] == j["expected_invalid"] > 0, j
-                assert j["server"]["accepted"] == 20000 - j["expected_invalid"], j
+                assert j["server"]["accepted"] == 10000 - j["expected_invalid"], j
                 if target.startswith("http"):
                     assert j["response_accepted"] == j["server"]["accepted"], j
         finally:
