@@ -17,7 +17,7 @@
 /* One errors-list entry at most: {"line":N,"reason":"...","detail":"..."} and a comma. */
 #define ERR_ENTRY_MAX (96 + 6 * DETAIL_MAX)
 /* A carry buffer larger than this is freed at the end of a request. */
-#define CARRY_KEEP_MAX ((size_t)64 * 1024)
+#define CARRY_KEEP_MAX ((size_t)16 * 1024)
 
 enum { ACT_NONE = 0, ACT_EVENTS, ACT_GET, ACT_STATUS };
 enum { BODY_NDJSON = 0, BODY_JSON_DETECT, BODY_JSON_ARRAY, BODY_JSON_OBJECT };

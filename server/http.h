@@ -26,7 +26,7 @@ typedef struct {
                               * longer -> rejected too_large, skipped without being buffered */
     size_t max_errors;       /* entries in the 200 reply's "errors" list [10] */
     /* Memory for the per-connection carry buffer (a partial line/element, grown rarely, freed
-     * when over 64 KiB at the end of a request) and the errors list. NULL: libc realloc/free.
+     * when over 16 KiB at the end of a request) and the errors list. NULL: libc realloc/free.
      * The server passes mem_realloc/mem_free. When realloc_fn fails, the event being carried is
      * rejected too_large, or the errors-list entry is left out (the counts stay right). */
     void *(*realloc_fn)(void *ptr, size_t size);
