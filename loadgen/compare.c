@@ -347,6 +347,22 @@ static double median(const double *v, unsigned n)
     return k % 2 ? tmp[k / 2] : (tmp[k / 2 - 1] + tmp[k / 2]) / 2;
 }
 
+/* (max - min) / median over the non-NaN values, as a share; NAN with fewer than two. */
+static double spread(const double *v, unsigned n)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!isnan(v[i])) {
+            lo = fmin(lo, v[i]);
+            hi = fmax(hi, v[i]);
+            k++;
+        }
+    }
+    double m = median(v, n);
+    return (k < 2 || isnan(m) || m == 0) ? NAN : (hi - lo) / m;
+}
+
 enum { F_EPS, F_CPU, F_ALLOCS, F_RSS, F_HIT, F_COUNT };
 static const char *const field_names[F_COUNT] = {
     "events_per_s", "cpu_us_per_event", "allocs_per_event", "peak_rss_bytes", "pool_hit_rate"};
@@ -476,7 +492,7 @@ static void svg_rss(FILE *f, const lg_compare_config_t *cfg, run_fig_t *const *l
 }
 
 static int write_html(const char *path, const lg_compare_config_t *cfg, double med[][F_COUNT],
-                      run_fig_t *const *last, const char *cmdline)
+                      run_fig_t *const *last, const run_fig_t *figs, const char *cmdline)
 {
     FILE *f = fopen(path, "we");
     if (!f) {
@@ -534,7 +550,20 @@ static int write_html(const char *path, const lg_compare_config_t *cfg, double m
     }
     svg_bars(f, "Heap allocations per event", "", cfg, v, 4);
     svg_rss(f, cfg, last);
-    fprintf(f, "</body>\n</html>\n");
+    fprintf(f, "<h2>Every run, in the order run</h2>\n<table>\n<tr><th>run</th><th>mode</th>"
+               "<th>events/s</th><th>CPU &#181;s/event</th><th>allocations/event</th>"
+               "<th>peak RSS MiB</th><th>lost</th><th>server exit</th></tr>\n");
+    for (unsigned r = 0; r < cfg->repeat; r++) {
+        for (unsigned i = 0; i < cfg->nmodes; i++) {
+            const run_fig_t *g = &figs[r * cfg->nmodes + i];
+            fprintf(f,
+                    "<tr><td>%u</td><td>%s</td><td>%.0f</td><td>%.3f</td><td>%.4f</td>"
+                    "<td>%.1f</td><td>%lld</td><td>%d</td></tr>\n",
+                    r * cfg->nmodes + i + 1, cfg->modes[i].name, g->events_per_s, g->cpu_us,
+                    g->allocs, g->rss / 1048576.0, (long long)g->lost, g->exit_status);
+        }
+    }
+    fprintf(f, "</table>\n</body>\n</html>\n");
     return fclose(f) == 0 ? 0 : -EIO;
 }
 
@@ -610,7 +639,7 @@ int lg_compare(const lg_compare_config_t *cfg)
     }
     rmdir(dir);
 
-    double med[LG_MAX_MODES][F_COUNT];
+    double med[LG_MAX_MODES][F_COUNT], spr[LG_MAX_MODES][F_COUNT];
     run_fig_t *last[LG_MAX_MODES];
     unsigned base = 0;
     for (unsigned i = 0; i < nm; i++) {
@@ -623,6 +652,7 @@ int lg_compare(const lg_compare_config_t *cfg)
                 v[r] = fig_field(&figs[r * nm + i], k);
             }
             med[i][k] = median(v, nr);
+            spr[i][k] = spread(v, nr);
         }
         last[i] = &figs[(nr - 1) * nm + i];
     }
@@ -636,6 +666,13 @@ int lg_compare(const lg_compare_config_t *cfg)
            nm, nr, (unsigned long long)cfg->run.events, cfg->http ? "HTTP" : "TCP",
            cfg->modes[base].name);
     print_table(cfg, med, base);
+    if (nr > 1) {
+        printf("spread over runs, (max-min)/median of CPU us/event:");
+        for (unsigned i = 0; i < nm; i++) {
+            printf(" %s %.1f%%%s", cfg->modes[i].name, 100 * spr[i][F_CPU], i + 1 < nm ? "," : "");
+        }
+        printf("\n");
+    }
     printf("%s\n", failures ? "FAILED: see the messages above (lost events or a bad server exit)"
                             : "every run: accepted + rejected == sent, server exited 0 on SIGTERM");
 
@@ -645,13 +682,14 @@ int lg_compare(const lg_compare_config_t *cfg)
         json_t *modes = json_array();
         for (unsigned i = 0; i < nm; i++) {
             json_t *m = json_object(), *jm = json_object(), *jr = json_object(),
-                   *runs = json_array();
+                   *js = json_object(), *runs = json_array();
             json_object_set_new(m, "name", json_string(cfg->modes[i].name));
             json_object_set_new(m, "pool", json_boolean(cfg->modes[i].pool));
             json_object_set_new(m, "allocator", json_string(cfg->modes[i].allocator));
             for (int k = 0; k < F_COUNT; k++) {
                 json_object_set_new(jm, field_names[k], jnum(med[i][k]));
                 json_object_set_new(jr, field_names[k], jnum(ratio(med[i][k], med[base][k])));
+                json_object_set_new(js, field_names[k], jnum(spr[i][k]));
             }
             for (unsigned r = 0; r < nr; r++) {
                 run_fig_t *f = &figs[r * nm + i];
@@ -659,6 +697,7 @@ int lg_compare(const lg_compare_config_t *cfg)
             }
             json_object_set_new(m, "median", jm);
             json_object_set_new(m, "ratio_to_baseline", jr);
+            json_object_set_new(m, "spread", js);
             json_object_set_new(m, "runs", runs);
             json_array_append_new(modes, m);
         }
@@ -680,7 +719,7 @@ int lg_compare(const lg_compare_config_t *cfg)
         json_decref(root);
     }
     if (cfg->html_path) {
-        if (write_html(cfg->html_path, cfg, med, last, cmdline) != 0) {
+        if (write_html(cfg->html_path, cfg, med, last, figs, cmdline) != 0) {
             fprintf(stderr, "loadgen: cannot write %s\n", cfg->html_path);
             rc = 1;
         } else {

@@ -224,6 +224,7 @@ def check_compare(lg, server, extra=()):
         for m in j["modes"]:
             for k in MEDIAN_KEYS:
                 assert k in m["median"] and k in m["ratio_to_baseline"], (m["name"], k)
+                assert k in m["spread"], (m["name"], k)
             assert m["ratio_to_baseline"]["events_per_s"] is not None
             assert len(m["runs"]) == 1
             run = m["runs"][0]
