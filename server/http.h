@@ -10,6 +10,23 @@
 
 #include "event.h"
 
+/* Requests and answers:
+ * - POST /v1/events: Content-Type application/json (parameters ignored) -> a top-level array (the
+ *   first non-blank byte is '[': each element is an event, streamed by a string-aware scanner)
+ *   or one object (the whole body is one event); any other or no Content-Type -> NDJSON (blank
+ *   lines and CR before LF ignored; the last line needs no LF: the body has a known end). Events
+ *   are passed as their bytes arrive; only an event crossing a feed boundary is copied. Answer
+ *   200 {"accepted":N,"rejected":M,"errors":[{"line":L,"reason":"parse","detail":"..."}]}: the
+ *   first max_errors rejections, line = 1-based line (NDJSON, blank lines counted) or element.
+ *   Content-Encoding other than identity -> 415. Shedding -> 503 + Retry-After: 1.
+ * - GET/HEAD of other paths -> on_get. Unknown path 404; wrong method 405 with Allow.
+ * - Expect: 100-continue -> "100 Continue" when the body will be read, else the final answer at
+ *   once and close. Errors have a JSON body {"error":"code","detail":"..."}; 413 and 400/408 in
+ *   a body also carry "accepted" and "rejected" for the events already passed (they were).
+ * - 400 (malformed: detail is http-parser's error name, e.g. "HPE_INVALID_METHOD"), 413, 431,
+ *   408 close the connection; so do Connection: close, HTTP/1.0 without keep-alive, Upgrade.
+ * - Responses are HTTP/1.1 with Content-Type and Content-Length, in request order. */
+
 /* Limits of one connection. Zero fields take the defaults in brackets. */
 typedef struct {
     size_t max_header_bytes; /* [16 KiB] bytes of a request before its body (blank lines before it,
@@ -83,7 +100,7 @@ typedef enum {
     SRV_HTTP_IDLE = 0, /* between requests (nothing of the next request read yet) */
     SRV_HTTP_HEAD,     /* inside a request line or headers */
     SRV_HTTP_BODY,     /* inside a body */
-    SRV_HTTP_CLOSING,  /* a response said Connection: close; feed nothing more */
+    SRV_HTTP_CLOSING,  /* closing (after a response, eof or timeout); feed nothing more */
 } srv_http_phase_t;
 
 /* One connection's request state, embedded in the caller's connection struct (plain value
