@@ -607,10 +607,19 @@ int lg_compare(const lg_compare_config_t *cfg)
         fprintf(stderr, "loadgen: %s: not an executable\n", cfg->server);
         return -ENOENT;
     }
-    if (cfg->pin_loadgen >= 0 && pin_to(0, cfg->pin_loadgen) != 0) {
-        fprintf(stderr, "loadgen: cannot pin loadgen to CPU %d\n", cfg->pin_loadgen);
-        return -EINVAL;
+    lg_compare_config_t pinned = *cfg;
+    if (cfg->pin_server >= 0) {
+        cpu_set_t allowed;
+        CPU_ZERO(&allowed);
+        if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 ||
+            !CPU_ISSET(cfg->pin_server, &allowed) || !CPU_ISSET(cfg->pin_loadgen, &allowed) ||
+            pin_to(0, cfg->pin_loadgen) != 0) {
+            fprintf(stderr, "loadgen: CPUs %d,%d are not both available here; running unpinned\n",
+                    cfg->pin_server, cfg->pin_loadgen);
+            pinned.pin_server = pinned.pin_loadgen = -1;
+        }
     }
+    cfg = &pinned;
     char dir[] = "/tmp/loadgen-compare.XXXXXX";
     if (!mkdtemp(dir)) {
         return -errno;

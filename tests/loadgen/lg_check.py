@@ -150,6 +150,18 @@ def t_json_output(lg, fake):
         assert j["requests"] == 20 and j["response_accepted"] == 400, j
         assert j["latency_ms"]["count"] == 20
         assert "latency ms" in out and "p99.9" in out
+        # --event-file sends the file's lines, over and over.
+        events = os.path.join(tmp, "events.ndjson")
+        with open(events, "w") as f:
+            f.write('{"type":"a","n":1}\r\n\n{"type":"b"}\n[1]\n')
+        out_file = os.path.join(tmp, "file.json")
+        rc, out, err = loadgen(lg, "run", "--target", "tcp://" + srv.addr["tcp"], "--events",
+                               "30", "--event-file", events, "--metrics", metrics, "--json",
+                               out_file)
+        assert rc == 0, (rc, out, err)
+        j = check_run_json(out_file, http=False)
+        assert j["corpus"]["source"] == events and j["corpus"]["events"] == 3, j["corpus"]
+        assert j["server"]["accepted"] == 20 and j["server"]["rejected"] == 10, j["server"]
         # Without --metrics there is no server section and no loss check.
         out_plain = os.path.join(tmp, "plain.json")
         rc, out, err = loadgen(lg, "run", "--target", "tcp://" + srv.addr["tcp"], "--events",
