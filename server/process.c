@@ -7,9 +7,8 @@
 void srv_process_init(srv_process_t *p, int pooled, pool_cache_t *cache, void *(*big_alloc)(size_t),
                       void (*big_free)(void *))
 {
-    memset(p, 0, sizeof(*p));
+    /* No memset: the type table may already be read by a scraper on another thread. */
     p->pooled = pooled;
-    atomic_init(&p->ntypes, 0);
     arena_init(&p->arena, cache, big_alloc, big_free);
 }
 

@@ -32,9 +32,10 @@ typedef struct {
     uint8_t index[2 * SRV_TYPES_MAX]; /* open-addressing hash: slot + 1, 0 = empty; owner only */
 } srv_process_t;
 
-/* pooled: parse into an arena over cache's blocks (big_alloc/big_free serve arena requests
- * larger than a block; NULL = malloc/free); otherwise parse with jansson's fallback allocator
- * and json_decref. Cannot fail. Owner thread. */
+/* p must be zero-filled (e.g. calloc'd) beforehand; init leaves the type table alone, so a
+ * scraper may read it from another thread at any time. pooled: parse into an arena over cache's
+ * blocks (big_alloc/big_free serve arena requests larger than a block; NULL = malloc/free);
+ * otherwise parse with jansson's fallback allocator and json_decref. Cannot fail. Owner thread. */
 void srv_process_init(srv_process_t *p, int pooled, pool_cache_t *cache, void *(*big_alloc)(size_t),
                       void (*big_free)(void *));
 /* Releases the arena's blocks. Owner thread. */
