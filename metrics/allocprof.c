@@ -1,0 +1,540 @@
+/* allocprof.c - the allocation-site profile: per-thread exponential sampling, a lock-free
+ * lookup table of live sampled blocks, a table of call stacks with scaled counts, and text and
+ * folded output symbolized with dladdr. */
+#include "allocprof.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <link.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define LIVE_WAYS 8 /* one 64-byte bucket of keys */
+#define LIVE_BITS 14
+#define LIVE_BUCKETS (1u << LIVE_BITS)
+#define SITE_SLOTS (ALLOCPROF_MAX_SITES * 2) /* open-addressing index, at most half full */
+#define STRIP_SCAN 6                         /* frames searched for mem_* and allocprof_* */
+#define MAX_DRAW ((int64_t)1 << 50)
+
+_Static_assert(LIVE_BUCKETS *LIVE_WAYS == ALLOCPROF_MAX_LIVE, "live table size");
+
+typedef struct {
+    uint32_t site;
+    uint64_t size;
+    double weight;
+} live_meta_t;
+
+typedef struct {
+    uint64_t hash;
+    uint32_t depth;
+    void *pc[ALLOCPROF_MAX_DEPTH];
+    double v[4]; /* indexed by allocprof_sort_t */
+} site_t;
+
+/* Mapped once by the first non-zero allocprof_set_rate and never unmapped. keys is read without
+ * the lock by frees (an address is only ever looked up by the thread freeing it, which owns the
+ * block); everything else is read and written under `lock`. */
+typedef struct {
+    _Atomic uintptr_t keys[ALLOCPROF_MAX_LIVE]; /* 0: empty */
+    live_meta_t meta[ALLOCPROF_MAX_LIVE];
+    uint32_t site_index[SITE_SLOTS];   /* site number + 1; 0: empty */
+    site_t sites[ALLOCPROF_MAX_SITES]; /* sites[0] is "(other)": stacks beyond the table */
+} tables_t;
+
+/* The profiler is process-wide by nature (it sits under every allocation), so its state is a
+ * set of file-level globals, all here: the hot pair the inline hooks read, the tables, and the
+ * counters guarded by `lock`. */
+allocprof_hot_t allocprof_hot;
+_Thread_local int64_t allocprof_tl_countdown; /* bytes left until this thread's next sample */
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(tables_t *) tables_ptr;
+static _Atomic uint32_t rate_gen; /* bumped by each set_rate, so threads redraw their countdown */
+static uint32_t n_sites;          /* under lock */
+static uint64_t n_samples;        /* under lock */
+static uint64_t n_dropped;        /* under lock */
+
+static _Thread_local uint64_t tl_rng;
+static _Thread_local uint32_t tl_gen;
+static _Thread_local int tl_busy; /* recording: allocations made meanwhile are not sampled */
+
+static const char *const sort_names[4] = {"inuse_space", "inuse_objects", "alloc_space",
+                                          "alloc_objects"};
+
+static uint64_t rng_next(void)
+{
+    uint64_t x = tl_rng;
+    if (x == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        x = (uint64_t)(uintptr_t)&tl_rng ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec;
+        x = (x ^ (x >> 31)) * 0x9E3779B97F4A7C15ull;
+        if (x == 0) {
+            x = 0x2545F4914F6CDD1Dull;
+        }
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    tl_rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Bytes until the next sample: exponential with mean rate (every allocation at rate 1). */
+static int64_t draw(uint64_t rate)
+{
+    if (rate <= 1) {
+        return 0;
+    }
+    double u = (double)((rng_next() >> 11) + 1) * 0x1p-53; /* (0, 1] */
+    double x = -log(u) * (double)rate;
+    if (x >= (double)MAX_DRAW) {
+        return MAX_DRAW;
+    }
+    return (int64_t)x;
+}
+
+/* Objects one sample of `size` bytes stands for: 1 / P(sampled) = 1 / (1 - exp(-size/rate)). */
+static double weight(size_t size, uint64_t rate)
+{
+    if (rate <= 1 || size == 0) {
+        return 1.0;
+    }
+    return 1.0 / -expm1(-(double)size / (double)rate);
+}
+
+static size_t bucket_of(uintptr_t p)
+{
+    return (size_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - LIVE_BITS)) * LIVE_WAYS;
+}
+
+static uint64_t stack_hash(void *const *pcs, int depth)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)depth;
+    for (int i = 0; i < depth; i++) {
+        h = (h ^ (uint64_t)(uintptr_t)pcs[i]) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+/* Under lock. Returns the site for this stack, creating it; sites[0] when the table is full. */
+static uint32_t site_find(tables_t *t, void *const *pcs, int depth)
+{
+    uint64_t h = stack_hash(pcs, depth);
+    size_t mask = SITE_SLOTS - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        uint32_t idx = t->site_index[i];
+        if (idx == 0) {
+            if (n_sites >= ALLOCPROF_MAX_SITES) {
+                return 0;
+            }
+            uint32_t si = n_sites++;
+            site_t *s = &t->sites[si];
+            memset(s, 0, sizeof *s);
+            s->hash = h;
+            s->depth = (uint32_t)depth;
+            memcpy(s->pc, pcs, (size_t)depth * sizeof pcs[0]);
+            t->site_index[i] = si + 1;
+            return si;
+        }
+        site_t *s = &t->sites[idx - 1];
+        if (s->hash == h && s->depth == (uint32_t)depth &&
+            memcmp(s->pc, pcs, (size_t)depth * sizeof pcs[0]) == 0) {
+            return idx - 1;
+        }
+    }
+}
+
+/* Under lock: forgets live entry i and takes it out of its site's in-use figures. */
+static void live_remove(tables_t *t, size_t i)
+{
+    const live_meta_t *m = &t->meta[i];
+    site_t *s = &t->sites[m->site];
+    s->v[ALLOCPROF_INUSE_OBJECTS] -= m->weight;
+    s->v[ALLOCPROF_INUSE_SPACE] -= m->weight * (double)m->size;
+    atomic_store_explicit(&t->keys[i], 0, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&allocprof_hot.live, 1, memory_order_relaxed);
+}
+
+static void record(void *ptr, size_t usable, uint64_t rate, void *const *pcs, int depth)
+{
+    double w = weight(usable, rate);
+    uintptr_t key = (uintptr_t)ptr;
+    pthread_mutex_lock(&lock);
+    tables_t *t = atomic_load_explicit(&tables_ptr, memory_order_relaxed);
+    if (t == NULL) {
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    uint32_t si = site_find(t, pcs, depth);
+    site_t *s = &t->sites[si];
+    s->v[ALLOCPROF_ALLOC_OBJECTS] += w;
+    s->v[ALLOCPROF_ALLOC_SPACE] += w * (double)usable;
+    n_samples++;
+    size_t b = bucket_of(key);
+    size_t slot = SIZE_MAX;
+    for (size_t j = b; j < b + LIVE_WAYS; j++) {
+        if (atomic_load_explicit(&t->keys[j], memory_order_relaxed) == key) {
+            live_remove(t, j); /* its free was never reported: the address is ours again */
+        }
+    }
+    for (size_t j = b; j < b + LIVE_WAYS && slot == SIZE_MAX; j++) {
+        if (atomic_load_explicit(&t->keys[j], memory_order_relaxed) == 0) {
+            slot = j;
+        }
+    }
+    if (slot == SIZE_MAX) {
+        n_dropped++;
+    } else {
+        t->meta[slot] = (live_meta_t){.site = si, .size = usable, .weight = w};
+        s->v[ALLOCPROF_INUSE_OBJECTS] += w;
+        s->v[ALLOCPROF_INUSE_SPACE] += w * (double)usable;
+        atomic_fetch_add_explicit(&allocprof_hot.live, 1, memory_order_relaxed);
+        atomic_store_explicit(&t->keys[slot], key, memory_order_release);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void allocprof_sample_slow(void *ptr, size_t usable)
+{
+    uint64_t rate = atomic_load_explicit(&allocprof_hot.rate, memory_order_relaxed);
+    if (rate == 0 || ptr == NULL || tl_busy) {
+        return;
+    }
+    tl_busy = 1;
+    uint32_t gen = atomic_load_explicit(&rate_gen, memory_order_relaxed);
+    if (tl_gen != gen) {
+        /* First sample on this thread, or the rate changed: start a countdown at this rate. */
+        tl_gen = gen;
+        int64_t left = draw(rate) - (int64_t)usable;
+        allocprof_tl_countdown = left;
+        if (left > 0) {
+            tl_busy = 0;
+            return;
+        }
+    }
+    allocprof_tl_countdown = draw(rate);
+    void *pcs[ALLOCPROF_MAX_DEPTH + 1];
+    int n = backtrace(pcs, ALLOCPROF_MAX_DEPTH + 1);
+    /* pcs[0] is this function; pcs[1] the hook's caller in the counting layer. */
+    record(ptr, usable, rate, pcs + 1, n > 1 ? n - 1 : 0);
+    tl_busy = 0;
+}
+
+void allocprof_free_slow(void *ptr)
+{
+    tables_t *t = atomic_load_explicit(&tables_ptr, memory_order_acquire);
+    uintptr_t key = (uintptr_t)ptr;
+    if (t == NULL || key == 0) {
+        return;
+    }
+    size_t b = bucket_of(key);
+    for (size_t j = b; j < b + LIVE_WAYS; j++) {
+        if (atomic_load_explicit(&t->keys[j], memory_order_relaxed) == key) {
+            pthread_mutex_lock(&lock);
+            if (atomic_load_explicit(&t->keys[j], memory_order_relaxed) == key) {
+                live_remove(t, j);
+            }
+            pthread_mutex_unlock(&lock);
+            return;
+        }
+    }
+}
+
+int allocprof_set_rate(uint64_t bytes)
+{
+    if (bytes != 0 && atomic_load_explicit(&tables_ptr, memory_order_acquire) == NULL) {
+        pthread_mutex_lock(&lock);
+        if (atomic_load_explicit(&tables_ptr, memory_order_relaxed) == NULL) {
+            void *m = mmap(NULL, sizeof(tables_t), PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED) {
+                pthread_mutex_unlock(&lock);
+                return -ENOMEM;
+            }
+            n_sites = 1;
+            atomic_store_explicit(&tables_ptr, (tables_t *)m, memory_order_release);
+        }
+        pthread_mutex_unlock(&lock);
+        /* glibc loads libgcc_s on the first backtrace: do it now, not inside a sample. */
+        void *warm[4];
+        (void)backtrace(warm, 4);
+    }
+    atomic_fetch_add_explicit(&rate_gen, 1, memory_order_relaxed);
+    atomic_store_explicit(&allocprof_hot.rate, bytes, memory_order_relaxed);
+    return 0;
+}
+
+uint64_t allocprof_rate(void)
+{
+    return atomic_load_explicit(&allocprof_hot.rate, memory_order_relaxed);
+}
+
+void allocprof_reset(void)
+{
+    pthread_mutex_lock(&lock);
+    tables_t *t = atomic_load_explicit(&tables_ptr, memory_order_relaxed);
+    if (t != NULL) {
+        for (size_t i = 0; i < ALLOCPROF_MAX_LIVE; i++) {
+            if (atomic_load_explicit(&t->keys[i], memory_order_relaxed) != 0) {
+                atomic_store_explicit(&t->keys[i], 0, memory_order_relaxed);
+            }
+        }
+        memset(t->site_index, 0, sizeof t->site_index);
+        memset(&t->sites[0], 0, sizeof t->sites[0]);
+        n_sites = 1;
+    }
+    atomic_store_explicit(&allocprof_hot.live, 0, memory_order_relaxed);
+    n_samples = 0;
+    n_dropped = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+void allocprof_stats(allocprof_stats_t *out)
+{
+    pthread_mutex_lock(&lock);
+    out->rate = allocprof_rate();
+    out->samples = n_samples;
+    out->live = atomic_load_explicit(&allocprof_hot.live, memory_order_relaxed);
+    out->sites = n_sites > 0 ? n_sites - 1 : 0;
+    out->dropped = n_dropped;
+    pthread_mutex_unlock(&lock);
+}
+
+int allocprof_sort_parse(const char *s, allocprof_sort_t *out)
+{
+    for (int i = 0; s != NULL && i < 4; i++) {
+        if (strcmp(s, sort_names[i]) == 0) {
+            *out = (allocprof_sort_t)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int allocprof_format_parse(const char *s, allocprof_format_t *out)
+{
+    if (s != NULL && strcmp(s, "text") == 0) {
+        *out = ALLOCPROF_TEXT;
+        return 0;
+    }
+    if (s != NULL && strcmp(s, "folded") == 0) {
+        *out = ALLOCPROF_FOLDED;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+const char *allocprof_sort_name(allocprof_sort_t key)
+{
+    return (unsigned)key < 4 ? sort_names[key] : "?";
+}
+
+/* ---- output ---- */
+
+static uint64_t rounded(double v)
+{
+    return v <= 0.0 ? 0 : (uint64_t)(v + 0.5);
+}
+
+static int cmp_sites(const void *a, const void *b, void *arg)
+{
+    const site_t *sites = ((const site_t *const *)arg)[0];
+    int key = *((const int *const *)arg)[1];
+    const site_t *x = &sites[*(const uint32_t *)a];
+    const site_t *y = &sites[*(const uint32_t *)b];
+    uint64_t vx = rounded(x->v[key]);
+    uint64_t vy = rounded(y->v[key]);
+    if (vx != vy) {
+        return vx > vy ? -1 : 1;
+    }
+    uint64_t ax = rounded(x->v[ALLOCPROF_ALLOC_SPACE]);
+    uint64_t ay = rounded(y->v[ALLOCPROF_ALLOC_SPACE]);
+    if (ax != ay) {
+        return ax > ay ? -1 : 1;
+    }
+    uint32_t ia = *(const uint32_t *)a;
+    uint32_t ib = *(const uint32_t *)b;
+    return ia < ib ? -1 : ia > ib;
+}
+
+/* Names one frame. Text: "func+0xOFF (module)"; folded: "func". Without a dynamic symbol
+ * covering the address: "module+0xOFF". Sets *layer when the function is the counting layer's
+ * or the profiler's (mem_* or allocprof_*). */
+static void frame_name(void *pc, int text, char *buf, size_t size, int *layer)
+{
+    uintptr_t a = (uintptr_t)pc;
+    uintptr_t look = a - 1; /* a return address may be one past its function's end */
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    *layer = 0;
+    memset(&info, 0, sizeof info);
+    if (dladdr1((void *)look, &info, (void **)&sym, RTLD_DL_SYMENT) == 0) {
+        snprintf(buf, size, "0x%llx", (unsigned long long)a);
+        return;
+    }
+    const char *mod = info.dli_fname != NULL ? info.dli_fname : "?";
+    const char *slash = strrchr(mod, '/');
+    if (slash != NULL) {
+        mod = slash + 1;
+    }
+    uintptr_t saddr = (uintptr_t)info.dli_saddr;
+    if (info.dli_sname != NULL && saddr != 0 && saddr <= look &&
+        (sym == NULL || sym->st_size == 0 || look - saddr < sym->st_size)) {
+        *layer = strncmp(info.dli_sname, "mem_", 4) == 0 ||
+                 strncmp(info.dli_sname, "allocprof_", 10) == 0;
+        if (text) {
+            snprintf(buf, size, "%s+0x%llx (%s)", info.dli_sname, (unsigned long long)(a - saddr),
+                     mod);
+        } else {
+            snprintf(buf, size, "%s", info.dli_sname);
+        }
+        return;
+    }
+    snprintf(buf, size, "%s+0x%llx", mod, (unsigned long long)(a - (uintptr_t)info.dli_fbase));
+}
+
+/* Index of the first frame to show: past the hook's caller and the counting layer's frames. */
+static uint32_t first_shown(const site_t *s)
+{
+    uint32_t start = 1;
+    char buf[256];
+    for (uint32_t i = 1; i < s->depth && i < STRIP_SCAN; i++) {
+        int layer;
+        frame_name(s->pc[i], 0, buf, sizeof buf, &layer);
+        if (layer) {
+            start = i + 1;
+        }
+    }
+    return start < s->depth ? start : s->depth;
+}
+
+static void put_folded_name(FILE *out, const char *name)
+{
+    for (const char *p = name; *p != '\0'; p++) {
+        fputc(*p == ';' || *p == ' ' || *p == '\n' ? '_' : *p, out);
+    }
+}
+
+static void write_site_text(FILE *out, const site_t *s, uint32_t si)
+{
+    fprintf(out, "inuse_space=%llu inuse_objects=%llu alloc_space=%llu alloc_objects=%llu\n",
+            (unsigned long long)rounded(s->v[ALLOCPROF_INUSE_SPACE]),
+            (unsigned long long)rounded(s->v[ALLOCPROF_INUSE_OBJECTS]),
+            (unsigned long long)rounded(s->v[ALLOCPROF_ALLOC_SPACE]),
+            (unsigned long long)rounded(s->v[ALLOCPROF_ALLOC_OBJECTS]));
+    if (si == 0) {
+        fprintf(out, "    #0 (other: call stacks beyond the %d-site table)\n", ALLOCPROF_MAX_SITES);
+    }
+    char buf[256];
+    uint32_t first = si == 0 ? s->depth : first_shown(s);
+    for (uint32_t i = first; i < s->depth; i++) {
+        int layer;
+        frame_name(s->pc[i], 1, buf, sizeof buf, &layer);
+        fprintf(out, "    #%u %s\n", i - first, buf);
+    }
+    fputc('\n', out);
+}
+
+static void write_site_folded(FILE *out, const site_t *s, uint32_t si, uint64_t value)
+{
+    char buf[256];
+    if (si == 0) {
+        fputs("(other)", out);
+    } else {
+        uint32_t first = first_shown(s);
+        for (uint32_t i = s->depth; i > first; i--) {
+            int layer;
+            frame_name(s->pc[i - 1], 0, buf, sizeof buf, &layer);
+            put_folded_name(out, buf);
+            if (i - 1 > first) {
+                fputc(';', out);
+            }
+        }
+    }
+    fprintf(out, " %llu\n", (unsigned long long)value);
+}
+
+int allocprof_write(FILE *out, allocprof_sort_t key, size_t top_n, allocprof_format_t fmt)
+{
+    if ((unsigned)key >= 4 || (fmt != ALLOCPROF_TEXT && fmt != ALLOCPROF_FOLDED)) {
+        return -EINVAL;
+    }
+    /* Copy the sites under the lock into private memory (mapped, so nothing here goes through
+     * the counting layer), then sort and symbolize without it. */
+    uint32_t n = 0;
+    uint64_t samples = 0;
+    uint64_t dropped = 0;
+    uint64_t live = 0;
+    size_t cap = 0;
+    void *m = NULL;
+    site_t *snap = NULL;
+    uint32_t *order = NULL;
+    pthread_mutex_lock(&lock);
+    tables_t *t = atomic_load_explicit(&tables_ptr, memory_order_relaxed);
+    if (t != NULL && n_sites > 0) {
+        cap = (size_t)n_sites * (sizeof(site_t) + sizeof(uint32_t));
+        m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            pthread_mutex_unlock(&lock);
+            return -ENOMEM;
+        }
+        n = n_sites;
+        snap = m;
+        order = (uint32_t *)(snap + n);
+        memcpy(snap, t->sites, (size_t)n * sizeof(site_t));
+    }
+    samples = n_samples;
+    dropped = n_dropped;
+    live = atomic_load_explicit(&allocprof_hot.live, memory_order_relaxed);
+    pthread_mutex_unlock(&lock);
+
+    double total[4] = {0, 0, 0, 0};
+    uint32_t nz = 0; /* sites with a non-zero value for key */
+    for (uint32_t i = 0; i < n; i++) {
+        for (int k = 0; k < 4; k++) {
+            total[k] += snap[i].v[k] > 0 ? snap[i].v[k] : 0;
+        }
+        if (rounded(snap[i].v[key]) > 0) {
+            order[nz++] = i;
+        }
+    }
+    int ikey = (int)key;
+    const void *arg[2] = {snap, &ikey};
+    if (nz > 1) {
+        qsort_r(order, nz, sizeof order[0], cmp_sites, (void *)arg);
+    }
+    uint32_t shown = top_n != 0 && top_n < nz ? (uint32_t)top_n : nz;
+    if (fmt == ALLOCPROF_TEXT) {
+        fprintf(out, "# ingestd allocation profile: rate=%llu sort=%s sites=%u shown=%u\n",
+                (unsigned long long)allocprof_rate(), sort_names[key], n > 0 ? n - 1 : 0, shown);
+        fprintf(out, "# samples=%llu live=%llu dropped=%llu\n", (unsigned long long)samples,
+                (unsigned long long)live, (unsigned long long)dropped);
+        fprintf(out,
+                "# total inuse_space=%llu inuse_objects=%llu alloc_space=%llu "
+                "alloc_objects=%llu\n",
+                (unsigned long long)rounded(total[0]), (unsigned long long)rounded(total[1]),
+                (unsigned long long)rounded(total[2]), (unsigned long long)rounded(total[3]));
+        fputs("# values estimate all allocations (samples scaled by 1/(1-exp(-size/rate))); "
+              "frames leaf first\n\n",
+              out);
+    }
+    for (uint32_t r = 0; r < shown; r++) {
+        uint32_t si = order[r];
+        if (fmt == ALLOCPROF_TEXT) {
+            write_site_text(out, &snap[si], si);
+        } else {
+            write_site_folded(out, &snap[si], si, rounded(snap[si].v[key]));
+        }
+    }
+    if (m != NULL) {
+        munmap(m, cap);
+    }
+    return ferror(out) || fflush(out) != 0 ? -EIO : 0;
+}
