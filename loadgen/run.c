@@ -561,8 +561,11 @@ int lg_run(const lg_run_config_t *cfg, lg_run_result_t *res)
     res->allocs_per_event = n > 0 ? (a->mallocs - b->mallocs) / n : NAN;
     double gets = a->pool_gets - b->pool_gets;
     res->pool_hit_rate = gets > 0 ? 1.0 - (a->pool_misses - b->pool_misses) / gets : NAN;
-    add_sample(res, (double)(lg_now_ns() - t0) / (double)NS, a->rss_bytes);
-    if (cfg->server_pid > 0) {
+    if (cfg->server_pid <= 0) { /* with a pid, every sample comes from /proc alone */
+        add_sample(res, (double)(lg_now_ns() - t0) / (double)NS, a->rss_bytes);
+    } else {
+        add_sample(res, (double)(lg_now_ns() - t0) / (double)NS,
+                   lg_proc_rss(cfg->server_pid, false));
         double hwm = lg_proc_rss(cfg->server_pid, true);
         if (!isnan(hwm)) {
             res->peak_rss_bytes = hwm;
