@@ -5,12 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-void srv_frame_init(srv_frame_t *f, pool_cache_t *cache, size_t max_event,
+void srv_frame_stock_init(srv_frame_stock_t *st, void (*free_fn)(void *))
+{
+    memset(st, 0, sizeof(*st));
+    st->free_fn = free_fn != NULL ? free_fn : free;
+}
+
+void srv_frame_stock_destroy(srv_frame_stock_t *st)
+{
+    while (st->n > 0) {
+        st->n--;
+        st->free_fn(st->buf[st->n]);
+    }
+}
+
+void srv_frame_init(srv_frame_t *f, pool_cache_t *cache, size_t max_event, srv_frame_stock_t *stock,
                     void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *))
 {
     memset(f, 0, sizeof(*f));
     f->cache = cache;
     f->max_event = max_event;
+    f->stock = stock;
     f->realloc_fn = realloc_fn != NULL ? realloc_fn : realloc;
     f->free_fn = free_fn != NULL ? free_fn : free;
 }
@@ -57,9 +72,18 @@ static void emit(srv_frame_t *f, const char *line, size_t n, const srv_frame_ops
     ops->on_line(ctx, line, n);
 }
 
+/* Gives the assembly buffer back to the stock when it fits there, else to the allocator. */
 static void drop_big(srv_frame_t *f)
 {
-    f->free_fn(f->big);
+    srv_frame_stock_t *st = f->stock;
+    if (f->big != NULL && st != NULL && st->n < SRV_FRAME_STOCK &&
+        f->big_cap <= SRV_FRAME_STOCK_MAX_BYTES) {
+        st->buf[st->n] = f->big;
+        st->cap[st->n] = f->big_cap;
+        st->n++;
+    } else {
+        f->free_fn(f->big);
+    }
     f->big = NULL;
     f->big_len = 0;
     f->big_cap = 0;
@@ -77,6 +101,11 @@ static void big_append(srv_frame_t *f, const char *p, size_t n, const srv_frame_
         f->skipping = 1;
         ops->on_reject(ctx, SRV_REJECT_TOO_LARGE);
         return;
+    }
+    if (f->big == NULL && f->stock != NULL && f->stock->n > 0) {
+        f->stock->n--;
+        f->big = f->stock->buf[f->stock->n];
+        f->big_cap = f->stock->cap[f->stock->n];
     }
     if (f->big_len + n > f->big_cap) {
         size_t cap = f->big_cap != 0 ? f->big_cap * 2 : 2 * POOL_BLOCK_SIZE;

@@ -22,6 +22,23 @@ typedef struct {
     void (*on_reject)(void *ctx, srv_verdict_t reason);
 } srv_frame_ops_t;
 
+/* A worker's small stock of assembly buffers, shared by its connections, so that lines over one
+ * block make no heap allocation in steady state while memory stays bounded (at most
+ * SRV_FRAME_STOCK buffers of at most SRV_FRAME_STOCK_MAX_BYTES are kept). Owner thread only. */
+#define SRV_FRAME_STOCK 4
+#define SRV_FRAME_STOCK_MAX_BYTES ((size_t)64 * 1024)
+typedef struct {
+    char *buf[SRV_FRAME_STOCK];
+    size_t cap[SRV_FRAME_STOCK];
+    unsigned n;
+    void (*free_fn)(void *);
+} srv_frame_stock_t;
+
+/* free_fn (NULL: free) frees buffers at destroy. Cannot fail. */
+void srv_frame_stock_init(srv_frame_stock_t *st, void (*free_fn)(void *));
+/* Frees every stocked buffer. */
+void srv_frame_stock_destroy(srv_frame_stock_t *st);
+
 /* One connection's framing state; embed it. Fields are private to frame.c. */
 typedef struct {
     pool_cache_t *cache; /* borrowed; blocks come from and go back here */
@@ -32,6 +49,7 @@ typedef struct {
     size_t big_cap;
     int skipping; /* discarding a too-large line up to the next newline */
     size_t max_event;
+    srv_frame_stock_t *stock; /* borrowed, may be NULL */
     void *(*realloc_fn)(void *, size_t);
     void (*free_fn)(void *);
     uint64_t oversize;   /* lines that outgrew one block (assembled or too large) */
@@ -39,8 +57,10 @@ typedef struct {
 } srv_frame_t;
 
 /* Binds f to a pool cache. max_event: the longest event in bytes (without line ending).
- * realloc_fn/free_fn serve the assembly path (NULL: realloc/free). Takes no block yet. */
-void srv_frame_init(srv_frame_t *f, pool_cache_t *cache, size_t max_event,
+ * realloc_fn/free_fn serve the assembly path (NULL: realloc/free; the stock's buffers must come
+ * from the same allocator); stock (may be NULL) lends and takes back assembly buffers. Takes no
+ * block yet. */
+void srv_frame_init(srv_frame_t *f, pool_cache_t *cache, size_t max_event, srv_frame_stock_t *stock,
                     void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
 
 /* The writable rest of the current block, taking a block from the pool when f holds none:

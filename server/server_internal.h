@@ -90,6 +90,7 @@ struct srv_worker {
     uv_timer_t sweep_timer;
     pool_cache_t *cache;
     srv_process_t proc;
+    srv_frame_stock_t stock; /* assembly buffers lent to this loop's TCP connections */
     srv_sink_writer_t *sink_w;
     srv_conn_t *conns;
     int sink_full;

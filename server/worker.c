@@ -446,7 +446,8 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
     c->last_active = uv_now(w->loop);
     c->phase_start = c->last_active;
     if (kind == SRV_CONN_TCP) {
-        srv_frame_init(&c->frame, w->cache, s->cfg.max_event_bytes, mem_realloc, mem_free);
+        srv_frame_init(&c->frame, w->cache, s->cfg.max_event_bytes, &w->stock, mem_realloc,
+                       mem_free);
     } else {
         srv_http_limits_t lim = {
             .max_header_bytes = s->cfg.max_header_bytes,
@@ -653,6 +654,7 @@ int srv_worker_setup(srv_worker_t *w)
     int r;
 
     metrics_writer_init(&w->scratch);
+    srv_frame_stock_init(&w->stock, mem_free);
     r = pool_cache_create(s->pool, &w->cache);
     if (r != 0) {
         srv_log("error", "pool cache", "error", strerror(-r), NULL);
@@ -710,6 +712,7 @@ void srv_worker_teardown(srv_worker_t *w)
     }
     uv_run(w->loop, UV_RUN_DEFAULT);
     srv_process_destroy(&w->proc);
+    srv_frame_stock_destroy(&w->stock);
     pool_cache_destroy(w->cache);
     w->cache = NULL;
     metrics_writer_free(&w->scratch);

@@ -89,7 +89,7 @@ static int teardown(void **state)
 static void feed_steps(fixture_t *fx, size_t max, const char *data, size_t n, size_t step)
 {
     srv_frame_t f;
-    srv_frame_init(&f, fx->cache, max, NULL, NULL);
+    srv_frame_init(&f, fx->cache, max, NULL, NULL, NULL);
     if (step == 0) {
         step = n;
     }
@@ -129,7 +129,7 @@ static void test_frame_partial_line_needs_more(void **state)
 {
     fixture_t *fx = *state;
     srv_frame_t f;
-    srv_frame_init(&f, fx->cache, 1 << 20, NULL, NULL);
+    srv_frame_init(&f, fx->cache, 1 << 20, NULL, NULL, NULL);
     assert_int_equal(srv_frame_feed(&f, "{\"a\"", 4, &ops, &fx->seen), 0);
     assert_int_equal(fx->seen.n, 0);
     assert_true(srv_frame_pending(&f));
@@ -146,7 +146,7 @@ static void test_frame_gives_the_block_back_when_nothing_is_carried(void **state
     fixture_t *fx = *state;
     srv_frame_t f;
     pool_stats_t st;
-    srv_frame_init(&f, fx->cache, 1 << 20, NULL, NULL);
+    srv_frame_init(&f, fx->cache, 1 << 20, NULL, NULL, NULL);
     assert_int_equal(srv_frame_feed(&f, "{}\n", 3, &ops, &fx->seen), 0);
     assert_null(f.block);
     pool_cache_stats(fx->cache, &st);
@@ -196,7 +196,7 @@ static void test_frame_every_split_point_gives_the_same_lines(void **state)
     for (size_t cut = 0; cut <= n; cut++) {
         srv_frame_t f;
         seen_clear(&fx->seen);
-        srv_frame_init(&f, fx->cache, 1 << 20, NULL, NULL);
+        srv_frame_init(&f, fx->cache, 1 << 20, NULL, NULL, NULL);
         assert_int_equal(srv_frame_feed(&f, in, cut, &ops, &fx->seen), 0);
         assert_int_equal(srv_frame_feed(&f, in + cut, n - cut, &ops, &fx->seen), 0);
         srv_frame_finish(&f, &ops, &fx->seen);
@@ -295,7 +295,7 @@ static void test_frame_too_large_line_is_skipped_without_buffering(void **state)
     srv_frame_t f;
     char chunk[4096];
     memset(chunk, 'x', sizeof(chunk));
-    srv_frame_init(&f, fx->cache, 8192, NULL, NULL);
+    srv_frame_init(&f, fx->cache, 8192, NULL, NULL, NULL);
     for (int i = 0; i < 2560; i++) { /* 10 MiB */
         assert_int_equal(srv_frame_feed(&f, chunk, sizeof(chunk), &ops, &fx->seen), 0);
         assert_true(f.big_cap <= 8193);
@@ -331,6 +331,31 @@ static void test_frame_assembled_line_cut_by_end_of_stream_is_truncated(void **s
     free(ev);
 }
 
+static void test_frame_stock_lends_assembly_buffers_so_big_lines_stop_allocating(void **state)
+{
+    fixture_t *fx = *state;
+    srv_frame_stock_t stock;
+    srv_frame_t f;
+    char *ev = make_event(9000, 's');
+    srv_frame_stock_init(&stock, NULL);
+    srv_frame_init(&f, fx->cache, 1 << 20, &stock, NULL, NULL);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(srv_frame_feed(&f, ev, 9000, &ops, &fx->seen), 0);
+        assert_int_equal(srv_frame_feed(&f, "\n", 1, &ops, &fx->seen), 0);
+        if (i == 0) {
+            assert_int_equal(stock.n, 1);
+        }
+    }
+    assert_int_equal(fx->seen.n, 5);
+    assert_int_equal(fx->seen.len[4], 9000);
+    assert_int_equal(f.big_allocs, 2); /* 8 KiB, then 9001 bytes, once */
+    assert_int_equal(f.oversize, 5);
+    srv_frame_finish(&f, &ops, &fx->seen);
+    srv_frame_stock_destroy(&stock);
+    assert_int_equal(stock.n, 0);
+    free(ev);
+}
+
 static int fail_allocs;
 
 static void *failing_alloc(size_t n)
@@ -353,7 +378,7 @@ static void test_frame_reports_enomem_when_the_pool_has_no_block(void **state)
     assert_int_equal(pool_create(&cfg, &p), 0);
     assert_int_equal(pool_cache_create(p, &c), 0);
     fail_allocs = 1;
-    srv_frame_init(&f, c, 100, NULL, NULL);
+    srv_frame_init(&f, c, 100, NULL, NULL, NULL);
     assert_int_equal(srv_frame_buf(&f, &base, &len), -ENOMEM);
     assert_null(base);
     assert_int_equal(len, 0);
@@ -393,6 +418,8 @@ int main(void)
             test_frame_too_large_line_cut_by_end_of_stream_is_reported_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_assembled_line_cut_by_end_of_stream_is_truncated,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_frame_stock_lends_assembly_buffers_so_big_lines_stop_allocating, setup, teardown),
         cmocka_unit_test(test_frame_reports_enomem_when_the_pool_has_no_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
