@@ -35,6 +35,7 @@ static const char usage_text[] =
     "run only:\n"
     "  --metrics URL        scrape http://HOST:PORT/metrics before and after: CPU, allocations,\n"
     "                       pool hit rate, peak RSS, and the loss check (exit 1 on loss)\n"
+    "  --server-pid PID     a server on this host: RSS and peak RSS from /proc/PID/status\n"
     "compare only:\n"
     "  --server PATH        the ingestd binary to start in each mode\n"
     "  --modes LIST         naive+libc,naive+mimalloc,pool+libc,pool+mimalloc (default: all)\n"
@@ -121,6 +122,7 @@ enum {
     OPT_JSON,
     OPT_NO_PROGRESS,
     OPT_METRICS,
+    OPT_SERVER_PID,
     OPT_SERVER,
     OPT_MODES,
     OPT_REPEAT,
@@ -150,6 +152,7 @@ static const struct option options[] = {
     {"json", required_argument, NULL, OPT_JSON},
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"metrics", required_argument, NULL, OPT_METRICS},
+    {"server-pid", required_argument, NULL, OPT_SERVER_PID},
     {"server", required_argument, NULL, OPT_SERVER},
     {"modes", required_argument, NULL, OPT_MODES},
     {"repeat", required_argument, NULL, OPT_REPEAT},
@@ -282,6 +285,13 @@ static int parse_args(int argc, char **argv, args_t *a)
                 return usage_error("--metrics %s: want http://HOST:PORT/metrics", v);
             }
             a->run->has_metrics = true;
+            break;
+        case OPT_SERVER_PID:
+            if (a->compare || parse_u64(v, &u) || u == 0 || u > INT32_MAX) {
+                return usage_error("--server-pid %s: want the pid of a running server (run only)",
+                                   v);
+            }
+            a->run->server_pid = (pid_t)u;
             break;
         case OPT_SERVER:
         case OPT_MODES:

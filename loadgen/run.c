@@ -723,7 +723,8 @@ void lg_run_print(FILE *out, const lg_run_config_t *cfg, const lg_run_result_t *
     } else {
         fprintf(out, "%-18s %.3f%%\n", "pool hit rate", 100.0 * res->pool_hit_rate);
     }
-    fprintf(out, "%-18s %.1f MiB\n", "peak RSS", res->peak_rss_bytes / 1048576.0);
+    fprintf(out, "%-18s %.1f MiB%s\n", "peak RSS", res->peak_rss_bytes / 1048576.0,
+            cfg->server_pid > 0 ? " (VmHWM)" : " (highest /metrics sample, every 0.5 s)");
     if (res->lost == 0) {
         fprintf(out, "%-18s none: accepted + rejected == sent\n", "lost");
     } else {
