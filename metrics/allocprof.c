@@ -15,8 +15,7 @@
 #include <time.h>
 
 #define LIVE_WAYS 8 /* one 64-byte bucket of keys */
-#define LIVE_BITS 14
-#define LIVE_BUCKETS (1u << LIVE_BITS)
+#define LIVE_BUCKETS (1u << ALLOCPROF_LIVE_BITS)
 #define SITE_SLOTS (ALLOCPROF_MAX_SITES * 2) /* open-addressing index, at most half full */
 #define STRIP_SCAN 6                         /* frames searched for mem_* and allocprof_* */
 #define MAX_DRAW ((int64_t)1 << 50)
@@ -51,6 +50,7 @@ typedef struct {
  * counters guarded by `lock`. */
 allocprof_hot_t allocprof_hot;
 _Thread_local int64_t allocprof_tl_countdown; /* bytes left until this thread's next sample */
+_Atomic uint8_t allocprof_bucket_fill[1u << ALLOCPROF_LIVE_BITS]; /* written under lock */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(tables_t *) tables_ptr;
@@ -108,11 +108,6 @@ static double weight(size_t size, uint64_t rate)
     return 1.0 / -expm1(-(double)size / (double)rate);
 }
 
-static size_t bucket_of(uintptr_t p)
-{
-    return (size_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - LIVE_BITS)) * LIVE_WAYS;
-}
-
 static uint64_t stack_hash(void *const *pcs, int depth)
 {
     uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)depth;
@@ -159,6 +154,11 @@ static void live_remove(tables_t *t, size_t i)
     s->v[ALLOCPROF_INUSE_OBJECTS] -= m->weight;
     s->v[ALLOCPROF_INUSE_SPACE] -= m->weight * (double)m->size;
     atomic_store_explicit(&t->keys[i], 0, memory_order_relaxed);
+    size_t b = i / LIVE_WAYS;
+    atomic_store_explicit(
+        &allocprof_bucket_fill[b],
+        (uint8_t)(atomic_load_explicit(&allocprof_bucket_fill[b], memory_order_relaxed) - 1),
+        memory_order_relaxed);
     atomic_fetch_sub_explicit(&allocprof_hot.live, 1, memory_order_relaxed);
 }
 
@@ -177,7 +177,8 @@ static void record(void *ptr, size_t usable, uint64_t rate, void *const *pcs, in
     s->v[ALLOCPROF_ALLOC_OBJECTS] += w;
     s->v[ALLOCPROF_ALLOC_SPACE] += w * (double)usable;
     n_samples++;
-    size_t b = bucket_of(key);
+    size_t bucket = allocprof_bucket(ptr);
+    size_t b = bucket * LIVE_WAYS;
     size_t slot = SIZE_MAX;
     for (size_t j = b; j < b + LIVE_WAYS; j++) {
         if (atomic_load_explicit(&t->keys[j], memory_order_relaxed) == key) {
@@ -195,6 +196,11 @@ static void record(void *ptr, size_t usable, uint64_t rate, void *const *pcs, in
         t->meta[slot] = (live_meta_t){.site = si, .size = usable, .weight = w};
         s->v[ALLOCPROF_INUSE_OBJECTS] += w;
         s->v[ALLOCPROF_INUSE_SPACE] += w * (double)usable;
+        atomic_store_explicit(
+            &allocprof_bucket_fill[bucket],
+            (uint8_t)(atomic_load_explicit(&allocprof_bucket_fill[bucket], memory_order_relaxed) +
+                      1),
+            memory_order_relaxed);
         atomic_fetch_add_explicit(&allocprof_hot.live, 1, memory_order_relaxed);
         atomic_store_explicit(&t->keys[slot], key, memory_order_release);
     }
@@ -227,14 +233,14 @@ void allocprof_sample_slow(void *ptr, size_t usable)
     tl_busy = 0;
 }
 
-void allocprof_free_slow(void *ptr)
+void allocprof_free_slow(void *ptr, size_t bucket)
 {
     tables_t *t = atomic_load_explicit(&tables_ptr, memory_order_acquire);
     uintptr_t key = (uintptr_t)ptr;
     if (t == NULL || key == 0) {
         return;
     }
-    size_t b = bucket_of(key);
+    size_t b = bucket * LIVE_WAYS;
     for (size_t j = b; j < b + LIVE_WAYS; j++) {
         if (atomic_load_explicit(&t->keys[j], memory_order_relaxed) == key) {
             pthread_mutex_lock(&lock);
@@ -285,6 +291,9 @@ void allocprof_reset(void)
             if (atomic_load_explicit(&t->keys[i], memory_order_relaxed) != 0) {
                 atomic_store_explicit(&t->keys[i], 0, memory_order_relaxed);
             }
+        }
+        for (size_t i = 0; i < LIVE_BUCKETS; i++) {
+            atomic_store_explicit(&allocprof_bucket_fill[i], 0, memory_order_relaxed);
         }
         memset(t->site_index, 0, sizeof t->site_index);
         memset(&t->sites[0], 0, sizeof t->sites[0]);

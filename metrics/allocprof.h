@@ -18,7 +18,7 @@
 #define ALLOCPROF_MAX_SITES 4096
 /* Sampled blocks remembered at once (in buckets of 8 by address; a sample that finds its bucket
  * full counts in alloc_* but not in inuse_*, and in allocprof_stats_t.dropped). */
-#define ALLOCPROF_MAX_LIVE (16384 * 8)
+#define ALLOCPROF_MAX_LIVE (16384 * 8) /* 8 << ALLOCPROF_LIVE_BITS */
 
 /* Sets the sampling rate: on average one allocation per `bytes` bytes is sampled, unbiased by
  * size (each thread counts down a distance drawn from an exponential distribution with mean
@@ -83,20 +83,30 @@ int allocprof_write(FILE *out, allocprof_sort_t key, size_t top_n, allocprof_for
  * allocprof_on_free BEFORE the block goes back to the allocator (for a realloc: before calling
  * realloc), so an address the allocator hands out again is never mistaken for the old block.
  * Off (rate 0, nothing sampled live): one relaxed load and a branch each. On: on_alloc
- * decrements a thread-local countdown and returns unless it ran out; on_free looks the address
- * up in one 64-byte bucket. The sampled path takes a mutex, calls backtrace(3) and allocates
- * nothing through the counting layer (tables are mapped by allocprof_set_rate; a thread-local
- * guard ignores allocations made while recording). Any thread. */
+ * decrements a thread-local countdown and returns unless it ran out; on_free loads its bucket's
+ * fill count and, when not zero, looks the address up in that one 64-byte bucket. The sampled path
+ * takes a mutex, calls backtrace(3) and allocates nothing through the counting layer (tables are
+ * mapped by allocprof_set_rate; a thread-local guard ignores allocations made while recording). Any
+ * thread. */
 
-/* Internal state the inline hooks read (defined in allocprof.c; not for other callers). */
+/* Internal state the inline hooks read (defined in allocprof.c; not for other callers). The
+ * live table is 2^ALLOCPROF_LIVE_BITS buckets of 8 addresses; allocprof_bucket_fill counts the
+ * addresses in each, so a free whose bucket is empty returns after one byte load. */
+#define ALLOCPROF_LIVE_BITS 14
 typedef struct {
     _Atomic uint64_t rate; /* 0: off */
     _Atomic uint64_t live; /* sampled blocks in the live table */
 } allocprof_hot_t;
 extern allocprof_hot_t allocprof_hot;
+extern _Atomic uint8_t allocprof_bucket_fill[1u << ALLOCPROF_LIVE_BITS];
 extern _Thread_local int64_t allocprof_tl_countdown;
 void allocprof_sample_slow(void *ptr, size_t usable);
-void allocprof_free_slow(void *ptr);
+void allocprof_free_slow(void *ptr, size_t bucket);
+
+static inline size_t allocprof_bucket(const void *ptr)
+{
+    return (size_t)((((uintptr_t)ptr >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - ALLOCPROF_LIVE_BITS));
+}
 
 static inline void allocprof_on_alloc(void *ptr, size_t usable)
 {
@@ -117,7 +127,12 @@ static inline void allocprof_on_free(void *ptr, size_t usable)
     if (__builtin_expect(atomic_load_explicit(&allocprof_hot.live, memory_order_relaxed) == 0, 1)) {
         return;
     }
-    allocprof_free_slow(ptr);
+    size_t b = allocprof_bucket(ptr);
+    if (__builtin_expect(atomic_load_explicit(&allocprof_bucket_fill[b], memory_order_relaxed) == 0,
+                         1)) {
+        return;
+    }
+    allocprof_free_slow(ptr, b);
 }
 
 #endif
