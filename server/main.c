@@ -1,4 +1,5 @@
 /* main.c - ingestd: flags, the allocator layer and hooks, then the service. Wiring only. */
+#include <http_parser.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +44,10 @@ int main(int argc, char **argv)
     }
     arena_json_install(mem_malloc, mem_free);
     json_object_seed(0);
+    /* http-parser's own head ceiling is process-wide; raise it when the flag asks for more. */
+    if (cfg.max_header_bytes > HTTP_MAX_HEADER_SIZE) {
+        http_parser_set_max_header_size((uint32_t)cfg.max_header_bytes);
+    }
     signal(SIGPIPE, SIG_IGN);
 
     if (srv_server_create(&cfg, &srv) != 0) {
