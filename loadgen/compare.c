@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -219,6 +220,7 @@ static int one_run(const lg_compare_config_t *cfg, const lg_mode_t *m, unsigned 
     argv[ac] = NULL;
 
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         perror("loadgen: fork");
@@ -237,6 +239,11 @@ static int one_run(const lg_compare_config_t *cfg, const lg_mode_t *m, unsigned 
             pin_to(0, cfg->pin_server);
         }
         signal(SIGPIPE, SIG_DFL);
+        /* If loadgen dies, the server drains and exits rather than running on. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) {
+            _exit(125);
+        }
         execv(cfg->server, (char *const *)argv);
         _exit(127);
     }

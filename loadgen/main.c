@@ -30,6 +30,7 @@ static const char usage_text[] =
     "  --invalid PCT        percent invalid events (default 0)\n"
     "  --event-file PATH    send the NDJSON lines of PATH instead of a generated corpus\n"
     "  --write-bytes N      TCP: largest write (default 65536)\n"
+    "  --drain-timeout D    TCP: wait this long for the server to close after our EOF (30s)\n"
     "  --json FILE          every figure as JSON\n"
     "  --no-progress        no progress line even on a terminal\n"
     "run only:\n"
@@ -119,6 +120,7 @@ enum {
     OPT_INVALID,
     OPT_EVENT_FILE,
     OPT_WRITE_BYTES,
+    OPT_DRAIN_TIMEOUT,
     OPT_JSON,
     OPT_NO_PROGRESS,
     OPT_METRICS,
@@ -149,6 +151,7 @@ static const struct option options[] = {
     {"invalid", required_argument, NULL, OPT_INVALID},
     {"event-file", required_argument, NULL, OPT_EVENT_FILE},
     {"write-bytes", required_argument, NULL, OPT_WRITE_BYTES},
+    {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"json", required_argument, NULL, OPT_JSON},
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"metrics", required_argument, NULL, OPT_METRICS},
@@ -270,6 +273,12 @@ static int parse_args(int argc, char **argv, args_t *a)
                 return usage_error("--write-bytes %s: want 1 to 67108864", v);
             }
             a->run->write_bytes = (size_t)u;
+            break;
+        case OPT_DRAIN_TIMEOUT:
+            if (parse_duration(v, &d)) {
+                return usage_error("--drain-timeout %s: want a duration like 30s", v);
+            }
+            a->run->drain_timeout_s = d;
             break;
         case OPT_JSON:
             a->json_path = v;
