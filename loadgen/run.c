@@ -701,6 +701,8 @@ void lg_run_print(FILE *out, const lg_run_config_t *cfg, const lg_run_result_t *
         fprintf(out, "%-18s %llu (%u events each), %llu not 200, %llu errors\n", "requests",
                 (unsigned long long)res->requests, cfg->batch, (unsigned long long)res->http_non200,
                 (unsigned long long)res->errors);
+        fprintf(out, "%-18s %llu accepted, %llu rejected\n", "answers said",
+                (unsigned long long)res->resp_accepted, (unsigned long long)res->resp_rejected);
         if (res->latency && res->latency->total) {
             const lg_hist_t *h = res->latency;
             fprintf(out, "%-18s p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", "latency ms",
