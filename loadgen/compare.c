@@ -279,6 +279,7 @@ static int one_run(const lg_compare_config_t *cfg, const lg_mode_t *m, unsigned 
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         print_log_tail(log);
+        unlink(log);
         return -1;
     }
 
