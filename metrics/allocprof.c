@@ -6,13 +6,16 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
+#include <fcntl.h>
 #include <link.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LIVE_WAYS 8 /* one 64-byte bucket of keys */
 #define LIVE_BUCKETS (1u << ALLOCPROF_LIVE_BITS)
@@ -373,10 +376,184 @@ static int cmp_sites(const void *a, const void *b, void *arg)
     return ia < ib ? -1 : ia > ib;
 }
 
-/* Names one frame. Text: "func+0xOFF (module)"; folded: "func". Without a dynamic symbol
- * covering the address: "module+0xOFF". Sets *layer when the function is the counting layer's
- * or the profiler's (mem_* or allocprof_*). */
-static void frame_name(void *pc, int text, char *buf, size_t size, int *layer)
+/* ---- symbols: dladdr for exported names, the module's own .symtab for static functions ---- */
+
+/* One function symbol from a module's .symtab, address relative to the module's load bias. */
+typedef struct {
+    uintptr_t start;
+    uintptr_t size;
+    uint32_t name; /* offset into the string table */
+} fsym_t;
+
+typedef struct {
+    const struct link_map *lm; /* the module (key) */
+    void *file;                /* the ELF file, mapped read-only */
+    size_t file_len;
+    const char *strtab;
+    size_t strtab_len;
+    fsym_t *syms; /* mapped, sorted by start */
+    size_t nsyms;
+    size_t syms_len;
+} modsyms_t;
+
+#define SYMCACHE_MODS 16
+
+/* The .symtab of every module met during one allocprof_write, read once and unmapped at the
+ * end. Everything is mmap'd: nothing goes through the counting layer. */
+typedef struct {
+    modsyms_t mods[SYMCACHE_MODS];
+    size_t n;
+} symcache_t;
+
+static int cmp_fsym(const void *a, const void *b)
+{
+    uintptr_t x = ((const fsym_t *)a)->start;
+    uintptr_t y = ((const fsym_t *)b)->start;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads the function symbols of the module's .symtab (the main program through /proc/self/exe).
+ * Leaves m->nsyms 0 when the file is stripped or unreadable. */
+static void modsyms_load(modsyms_t *m, const struct link_map *lm)
+{
+    memset(m, 0, sizeof *m);
+    m->lm = lm;
+    const char *path = lm->l_name != NULL && lm->l_name[0] != '\0' ? lm->l_name : "/proc/self/exe";
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof(ElfW(Ehdr))) {
+        close(fd);
+        return;
+    }
+    size_t len = (size_t)st.st_size;
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        return;
+    }
+    m->file = map;
+    m->file_len = len;
+    const unsigned char *base = map;
+    const ElfW(Ehdr) *eh = map;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_shentsize != sizeof(ElfW(Shdr)) ||
+        eh->e_shoff == 0 || eh->e_shoff > len ||
+        (len - eh->e_shoff) / sizeof(ElfW(Shdr)) < eh->e_shnum) {
+        return;
+    }
+    const ElfW(Shdr) *sh = (const ElfW(Shdr) *)(base + eh->e_shoff);
+    const ElfW(Shdr) *symtab = NULL;
+    for (size_t i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type == SHT_SYMTAB) {
+            symtab = &sh[i];
+            break;
+        }
+    }
+    if (symtab == NULL || symtab->sh_link >= eh->e_shnum || symtab->sh_offset > len ||
+        symtab->sh_size > len - symtab->sh_offset) {
+        return;
+    }
+    const ElfW(Shdr) *strs = &sh[symtab->sh_link];
+    if (strs->sh_offset > len || strs->sh_size == 0 || strs->sh_size > len - strs->sh_offset ||
+        base[strs->sh_offset + strs->sh_size - 1] != '\0') {
+        return;
+    }
+    const ElfW(Sym) *syms = (const ElfW(Sym) *)(base + symtab->sh_offset);
+    size_t n = symtab->sh_size / sizeof(ElfW(Sym));
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        count += ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && syms[i].st_value != 0 &&
+                 syms[i].st_size != 0 && syms[i].st_name < strs->sh_size;
+    }
+    if (count == 0) {
+        return;
+    }
+    size_t bytes = count * sizeof(fsym_t);
+    void *arr = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (arr == MAP_FAILED) {
+        return;
+    }
+    fsym_t *out = arr;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < count; i++) {
+        if (ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && syms[i].st_value != 0 &&
+            syms[i].st_size != 0 && syms[i].st_name < strs->sh_size) {
+            out[k++] = (fsym_t){
+                .start = syms[i].st_value, .size = syms[i].st_size, .name = syms[i].st_name};
+        }
+    }
+    qsort(out, k, sizeof out[0], cmp_fsym);
+    m->strtab = (const char *)base + strs->sh_offset;
+    m->strtab_len = strs->sh_size;
+    m->syms = out;
+    m->nsyms = k;
+    m->syms_len = bytes;
+}
+
+static void symcache_release(symcache_t *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->mods[i].syms != NULL) {
+            munmap(c->mods[i].syms, c->mods[i].syms_len);
+        }
+        if (c->mods[i].file != NULL) {
+            munmap(c->mods[i].file, c->mods[i].file_len);
+        }
+    }
+    c->n = 0;
+}
+
+/* The .symtab function covering look (an absolute address), or NULL; *start is its address. */
+static const char *symtab_lookup(symcache_t *c, uintptr_t look, uintptr_t *start)
+{
+    Dl_info info;
+    struct link_map *lm = NULL;
+    if (c == NULL || dladdr1((void *)look, &info, (void **)&lm, RTLD_DL_LINKMAP) == 0 ||
+        lm == NULL) {
+        return NULL;
+    }
+    modsyms_t *m = NULL;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->mods[i].lm == lm) {
+            m = &c->mods[i];
+        }
+    }
+    if (m == NULL) {
+        if (c->n == SYMCACHE_MODS) {
+            return NULL;
+        }
+        m = &c->mods[c->n++];
+        modsyms_load(m, lm);
+    }
+    uintptr_t rel = look - (uintptr_t)lm->l_addr;
+    size_t lo = 0;
+    size_t hi = m->nsyms;
+    while (lo < hi) { /* first symbol starting after rel */
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->syms[mid].start <= rel) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == 0) {
+        return NULL;
+    }
+    const fsym_t *f = &m->syms[lo - 1];
+    if (rel - f->start >= f->size) {
+        return NULL;
+    }
+    *start = f->start + (uintptr_t)lm->l_addr;
+    return m->strtab + f->name;
+}
+
+/* Names one frame. Text: "func+0xOFF (module)"; folded: "func". The name comes from the dynamic
+ * symbols (dladdr) or else the module's .symtab (static functions; a stripped module has none),
+ * and a frame with neither shows as "module+0xOFF", for addr2line. Sets *layer when the function
+ * is the counting layer's or the profiler's (mem_* or allocprof_*). */
+static void frame_name(symcache_t *c, void *pc, int text, char *buf, size_t size, int *layer)
 {
     uintptr_t a = (uintptr_t)pc;
     uintptr_t look = a - 1; /* a return address may be one past its function's end */
@@ -393,30 +570,34 @@ static void frame_name(void *pc, int text, char *buf, size_t size, int *layer)
     if (slash != NULL) {
         mod = slash + 1;
     }
+    const char *name = NULL;
     uintptr_t saddr = (uintptr_t)info.dli_saddr;
     if (info.dli_sname != NULL && saddr != 0 && saddr <= look &&
         (sym == NULL || sym->st_size == 0 || look - saddr < sym->st_size)) {
-        *layer = strncmp(info.dli_sname, "mem_", 4) == 0 ||
-                 strncmp(info.dli_sname, "allocprof_", 10) == 0;
-        if (text) {
-            snprintf(buf, size, "%s+0x%llx (%s)", info.dli_sname, (unsigned long long)(a - saddr),
-                     mod);
-        } else {
-            snprintf(buf, size, "%s", info.dli_sname);
-        }
+        name = info.dli_sname;
+    } else {
+        name = symtab_lookup(c, look, &saddr);
+    }
+    if (name == NULL) {
+        snprintf(buf, size, "%s+0x%llx", mod, (unsigned long long)(a - (uintptr_t)info.dli_fbase));
         return;
     }
-    snprintf(buf, size, "%s+0x%llx", mod, (unsigned long long)(a - (uintptr_t)info.dli_fbase));
+    *layer = strncmp(name, "mem_", 4) == 0 || strncmp(name, "allocprof_", 10) == 0;
+    if (text) {
+        snprintf(buf, size, "%s+0x%llx (%s)", name, (unsigned long long)(a - saddr), mod);
+    } else {
+        snprintf(buf, size, "%s", name);
+    }
 }
 
 /* Index of the first frame to show: past the hook's caller and the counting layer's frames. */
-static uint32_t first_shown(const site_t *s)
+static uint32_t first_shown(symcache_t *c, const site_t *s)
 {
     uint32_t start = 1;
     char buf[256];
     for (uint32_t i = 1; i < s->depth && i < STRIP_SCAN; i++) {
         int layer;
-        frame_name(s->pc[i], 0, buf, sizeof buf, &layer);
+        frame_name(c, s->pc[i], 0, buf, sizeof buf, &layer);
         if (layer) {
             start = i + 1;
         }
@@ -431,7 +612,7 @@ static void put_folded_name(FILE *out, const char *name)
     }
 }
 
-static void write_site_text(FILE *out, const site_t *s, uint32_t si)
+static void write_site_text(symcache_t *c, FILE *out, const site_t *s, uint32_t si)
 {
     fprintf(out, "inuse_space=%llu inuse_objects=%llu alloc_space=%llu alloc_objects=%llu\n",
             (unsigned long long)rounded(s->v[ALLOCPROF_INUSE_SPACE]),
@@ -442,25 +623,26 @@ static void write_site_text(FILE *out, const site_t *s, uint32_t si)
         fprintf(out, "    #0 (other: call stacks beyond the %d-site table)\n", ALLOCPROF_MAX_SITES);
     }
     char buf[256];
-    uint32_t first = si == 0 ? s->depth : first_shown(s);
+    uint32_t first = si == 0 ? s->depth : first_shown(c, s);
     for (uint32_t i = first; i < s->depth; i++) {
         int layer;
-        frame_name(s->pc[i], 1, buf, sizeof buf, &layer);
+        frame_name(c, s->pc[i], 1, buf, sizeof buf, &layer);
         fprintf(out, "    #%u %s\n", i - first, buf);
     }
     fputc('\n', out);
 }
 
-static void write_site_folded(FILE *out, const site_t *s, uint32_t si, uint64_t value)
+static void write_site_folded(symcache_t *c, FILE *out, const site_t *s, uint32_t si,
+                              uint64_t value)
 {
     char buf[256];
     if (si == 0) {
         fputs("(other)", out);
     } else {
-        uint32_t first = first_shown(s);
+        uint32_t first = first_shown(c, s);
         for (uint32_t i = s->depth; i > first; i--) {
             int layer;
-            frame_name(s->pc[i - 1], 0, buf, sizeof buf, &layer);
+            frame_name(c, s->pc[i - 1], 0, buf, sizeof buf, &layer);
             put_folded_name(out, buf);
             if (i - 1 > first) {
                 fputc(';', out);
@@ -534,13 +716,23 @@ int allocprof_write(FILE *out, allocprof_sort_t key, size_t top_n, allocprof_for
               "frames leaf first\n\n",
               out);
     }
+    symcache_t *syms = NULL;
+    void *syms_map =
+        mmap(NULL, sizeof(symcache_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (syms_map != MAP_FAILED) {
+        syms = syms_map; /* zeroed by mmap */
+    }
     for (uint32_t r = 0; r < shown; r++) {
         uint32_t si = order[r];
         if (fmt == ALLOCPROF_TEXT) {
-            write_site_text(out, &snap[si], si);
+            write_site_text(syms, out, &snap[si], si);
         } else {
-            write_site_folded(out, &snap[si], si, rounded(snap[si].v[key]));
+            write_site_folded(syms, out, &snap[si], si, rounded(snap[si].v[key]));
         }
+    }
+    if (syms != NULL) {
+        symcache_release(syms);
+        munmap(syms_map, sizeof(symcache_t));
     }
     if (m != NULL) {
         munmap(m, cap);

@@ -65,9 +65,10 @@ const char *allocprof_sort_name(allocprof_sort_t key);
  * scaled to estimate all allocations: a sample of s bytes at rate r stands for
  * 1/(1-exp(-s/r)) objects (exactly 1 at rate 1). The frames of the counting layer are left out:
  * the first recorded frame (the hook's caller) and, among the next few, every frame up to the
- * last one named mem_* or allocprof_*. Frames are named with dladdr: function+0xOFFSET (module)
- * in text, function alone in folded; a frame with no dynamic symbol (a static function, or an
- * executable linked without -rdynamic) shows as module+0xOFFSET, for addr2line.
+ * last one named mem_* or allocprof_*. Frames are named from the dynamic symbols (dladdr) or
+ * else the module's own .symtab (so static functions and executables linked without -rdynamic
+ * get names too, unless stripped): function+0xOFFSET (module) in text, function alone in folded;
+ * a frame with no symbol at all shows as module+0xOFFSET, for addr2line.
  *
  * Text:   a "# ..." header (rate, sort key, totals, samples, dropped), then per site one line
  *         "inuse_space=N inuse_objects=N alloc_space=N alloc_objects=N" followed by its frames,

@@ -1,6 +1,7 @@
 /* test_allocprof.c - unit tests for the allocation-site profile (metrics/allocprof.h), driven
  * through a stand-in for the counting layer that calls the hooks where mem.c will. Linked with
- * -rdynamic (ENABLE_EXPORTS) so the site_* functions below have names. */
+ * -rdynamic (ENABLE_EXPORTS), so the global site_* functions are named through dladdr and the
+ * static ones through the executable's .symtab: both paths are covered. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,6 +60,14 @@ __attribute__((noinline)) void *site_small(size_t n)
 }
 
 __attribute__((noinline)) void *site_churn(size_t n)
+{
+    void *p = mem_test_malloc(n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+
+/* A static function: named from the executable's .symtab, not its dynamic symbols. */
+static __attribute__((noinline)) void *site_static(size_t n)
 {
     void *p = mem_test_malloc(n);
     __asm__ volatile("" ::: "memory");
@@ -199,6 +208,20 @@ static void test_rate_1_records_every_allocation_and_names_its_site(void **state
     }
     allocprof_stats(&st);
     assert_int_equal(st.live, 0);
+}
+
+static void test_static_functions_are_named_from_the_symbol_table(void **state)
+{
+    (void)state;
+    void *p = site_static(3000);
+    void *q = site_big(10);
+    char *text = profile(ALLOCPROF_INUSE_SPACE, 0, ALLOCPROF_TEXT);
+    assert_string_equal(nth_top_frame(text, 0), "site_static");
+    assert_non_null(
+        strstr(text, "\n    #1 test_static_functions_are_named_from_the_symbol_table+0x"));
+    free(text);
+    mem_test_free(p);
+    mem_test_free(q);
 }
 
 static void test_frees_lower_inuse_but_not_alloc(void **state)
@@ -524,6 +547,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_rate_1_records_every_allocation_and_names_its_site, setup),
+        cmocka_unit_test_setup(test_static_functions_are_named_from_the_symbol_table, setup),
         cmocka_unit_test_setup(test_frees_lower_inuse_but_not_alloc, setup),
         cmocka_unit_test_setup(test_folded_output_is_root_first_frames_and_a_value, setup),
         cmocka_unit_test_setup(test_off_records_nothing_and_leaves_the_countdown_alone, setup),
