@@ -40,6 +40,14 @@ class Server:
     def __init__(self, path, extra=(), env=None):
         self.log = tempfile.NamedTemporaryFile(prefix="lg_check_server_", suffix=".log",
                                                delete=False)
+        self.proc = None
+        try:
+            self.start(path, extra, env)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self, path, extra, env):
         self.proc = subprocess.Popen(
             [path, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0",
              "--workers", "1", *extra],
@@ -58,7 +66,6 @@ class Server:
             assert self.proc.poll() is None, "server exited at start:\n" + text
             time.sleep(0.02)
         else:
-            self.stop()
             raise AssertionError("no start line with tcp= http= admin=:\n" + text)
         import urllib.request
         for _ in range(500):
@@ -70,6 +77,9 @@ class Server:
         raise AssertionError("server never ready")
 
     def stop(self):
+        if self.proc is None:
+            os.unlink(self.log.name)
+            return None, ""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
