@@ -399,7 +399,7 @@ typedef struct {
 #define SYMCACHE_MODS 16
 
 /* The .symtab of every module met during one allocprof_write, read once and unmapped at the
- * end. Everything is mmap'd: nothing goes through the counting layer. */
+ * end. The tables are mmap'd: nothing goes through the counting layer. */
 typedef struct {
     modsyms_t mods[SYMCACHE_MODS];
     size_t n;
@@ -510,8 +510,7 @@ static const char *symtab_lookup(symcache_t *c, uintptr_t look, uintptr_t *start
 {
     Dl_info info;
     struct link_map *lm = NULL;
-    if (c == NULL || dladdr1((void *)look, &info, (void **)&lm, RTLD_DL_LINKMAP) == 0 ||
-        lm == NULL) {
+    if (dladdr1((void *)look, &info, (void **)&lm, RTLD_DL_LINKMAP) == 0 || lm == NULL) {
         return NULL;
     }
     modsyms_t *m = NULL;
@@ -716,24 +715,17 @@ int allocprof_write(FILE *out, allocprof_sort_t key, size_t top_n, allocprof_for
               "frames leaf first\n\n",
               out);
     }
-    symcache_t *syms = NULL;
-    void *syms_map =
-        mmap(NULL, sizeof(symcache_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (syms_map != MAP_FAILED) {
-        syms = syms_map; /* zeroed by mmap */
-    }
-    for (uint32_t r = 0; r < shown; r++) {
+    symcache_t syms;
+    memset(&syms, 0, sizeof syms);
+    for (uint32_t r = 0; order != NULL && r < shown; r++) {
         uint32_t si = order[r];
         if (fmt == ALLOCPROF_TEXT) {
-            write_site_text(syms, out, &snap[si], si);
+            write_site_text(&syms, out, &snap[si], si);
         } else {
-            write_site_folded(syms, out, &snap[si], si, rounded(snap[si].v[key]));
+            write_site_folded(&syms, out, &snap[si], si, rounded(snap[si].v[key]));
         }
     }
-    if (syms != NULL) {
-        symcache_release(syms);
-        munmap(syms_map, sizeof(symcache_t));
-    }
+    symcache_release(&syms);
     if (m != NULL) {
         munmap(m, cap);
     }
