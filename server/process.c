@@ -2,6 +2,7 @@
 #include "process.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 void srv_process_init(srv_process_t *p, int pooled, pool_cache_t *cache, void *(*big_alloc)(size_t),
@@ -76,21 +77,39 @@ static srv_verdict_t judge(srv_process_t *p, const json_t *root)
     return SRV_ACCEPTED;
 }
 
-srv_verdict_t srv_process_line(srv_process_t *p, const char *line, size_t len)
+srv_verdict_t srv_process_line(srv_process_t *p, const char *line, size_t len, const char **detail)
 {
     srv_verdict_t v;
+    json_error_t err;
+    json_error_t *errp = detail != NULL ? &err : NULL;
 
     if (p->pooled) {
         /* The tree lives in the arena: no json_decref, one O(1) reset afterwards. */
         arena_t *prev = arena_json_activate(&p->arena);
-        json_t *root = json_loadb(line, len, JSON_DECODE_ANY, NULL);
+        json_t *root = json_loadb(line, len, JSON_DECODE_ANY, errp);
         v = judge(p, root);
         arena_json_activate(prev);
         arena_reset(&p->arena);
     } else {
-        json_t *root = json_loadb(line, len, JSON_DECODE_ANY, NULL);
+        json_t *root = json_loadb(line, len, JSON_DECODE_ANY, errp);
         v = judge(p, root);
         json_decref(root);
+    }
+    if (detail != NULL) {
+        switch (v) {
+        case SRV_REJECT_PARSE:
+            snprintf(p->detail, sizeof(p->detail), "%.150s at byte %d", err.text, err.position);
+            *detail = p->detail;
+            break;
+        case SRV_REJECT_NOT_OBJECT:
+            *detail = "the event is not a JSON object";
+            break;
+        case SRV_REJECT_NO_TYPE:
+            *detail = "no string \"type\" of 1 to 128 bytes";
+            break;
+        default:
+            break;
+        }
     }
     return v;
 }

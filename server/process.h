@@ -30,6 +30,7 @@ typedef struct {
     srv_type_slot_t types[SRV_TYPES_MAX];
     metrics_counter_t other;
     uint8_t index[2 * SRV_TYPES_MAX]; /* open-addressing hash: slot + 1, 0 = empty; owner only */
+    char detail[192];                 /* the last parse error's text (owner only) */
 } srv_process_t;
 
 /* p must be zero-filled (e.g. calloc'd) beforehand; init leaves the type table alone, so a
@@ -43,9 +44,11 @@ void srv_process_destroy(srv_process_t *p);
 
 /* Judges one event (the line without its line ending). Valid: a JSON object with a string
  * "type" of 1 to SRV_TYPE_MAX bytes; its type is counted. Returns SRV_ACCEPTED,
- * SRV_REJECT_PARSE, SRV_REJECT_NOT_OBJECT or SRV_REJECT_NO_TYPE. Allocates nothing from the
- * heap in pooled mode once the pool is warm. Owner thread. */
-srv_verdict_t srv_process_line(srv_process_t *p, const char *line, size_t len);
+ * SRV_REJECT_PARSE, SRV_REJECT_NOT_OBJECT or SRV_REJECT_NO_TYPE. When detail is not NULL and
+ * the event is rejected, *detail is set to a short explanation (jansson's error text for parse
+ * errors), borrowed until the next call; NULL detail skips building it. Allocates nothing from
+ * the heap in pooled mode once the pool is warm. Owner thread. */
+srv_verdict_t srv_process_line(srv_process_t *p, const char *line, size_t len, const char **detail);
 
 /* Readers, any thread. */
 uint32_t srv_process_type_count(const srv_process_t *p);

@@ -32,9 +32,9 @@ int64_t srv_server_active_conns(srv_server_t *s)
 
 /* ---- the per-event path ---- */
 
-static srv_verdict_t ingest(srv_worker_t *w, const char *line, size_t len)
+static srv_verdict_t ingest(srv_worker_t *w, const char *line, size_t len, const char **detail)
 {
-    srv_verdict_t v = srv_process_line(&w->proc, line, len);
+    srv_verdict_t v = srv_process_line(&w->proc, line, len, detail);
 
     if (v != SRV_ACCEPTED) {
         metrics_counter_add(&w->st.rejected[v], 1);
@@ -46,6 +46,9 @@ static srv_verdict_t ingest(srv_worker_t *w, const char *line, size_t len)
         metrics_counter_add(&w->st.sink_failures, 1);
         metrics_counter_add(&w->st.rejected[SRV_REJECT_TOO_LARGE], 1);
         srv_log_error_limited(&rl_sink, "sink append failed", "error", strerror(-r), NULL);
+        if (detail != NULL) {
+            *detail = "no memory to keep the event";
+        }
         return SRV_REJECT_TOO_LARGE;
     }
     if (r == 1) {
@@ -58,7 +61,7 @@ static srv_verdict_t ingest(srv_worker_t *w, const char *line, size_t len)
 static void tcp_on_line(void *ctx, const char *line, size_t len)
 {
     srv_conn_t *c = ctx;
-    ingest(c->w, line, len);
+    ingest(c->w, line, len, NULL);
 }
 
 static void on_reject(void *ctx, srv_verdict_t reason)
@@ -233,9 +236,7 @@ static void http_send(void *ctx, const char *data, size_t len)
 static srv_verdict_t http_on_event(void *ctx, const char *data, size_t len, const char **detail)
 {
     srv_conn_t *c = ctx;
-    srv_verdict_t v = ingest(c->w, data, len);
-    (void)detail;
-    return v;
+    return ingest(c->w, data, len, detail);
 }
 
 static int http_shedding(void *ctx)

@@ -77,7 +77,7 @@ static int teardown(void **state)
 
 static srv_verdict_t judge(fixture_t *fx, const char *s)
 {
-    return srv_process_line(&fx->proc, s, strlen(s));
+    return srv_process_line(&fx->proc, s, strlen(s), NULL);
 }
 
 static void test_process_object_with_string_type_is_accepted_and_counted(void **state)
@@ -115,6 +115,23 @@ static void test_process_names_each_rejection_reason(void **state)
     assert_int_equal(judge(fx, type129), SRV_REJECT_NO_TYPE);
     assert_int_equal(judge(fx, type128), SRV_ACCEPTED);
     assert_int_equal(srv_process_type_count(&fx->proc), 1);
+}
+
+static void test_process_explains_each_rejection_when_asked(void **state)
+{
+    fixture_t *fx = *state;
+    const char *d = NULL;
+    assert_int_equal(srv_process_line(&fx->proc, "{\"type\":", 8, &d), SRV_REJECT_PARSE);
+    assert_non_null(d);
+    assert_non_null(strstr(d, "at byte"));
+    d = NULL;
+    assert_int_equal(srv_process_line(&fx->proc, "[1]", 3, &d), SRV_REJECT_NOT_OBJECT);
+    assert_non_null(strstr(d, "not a JSON object"));
+    assert_int_equal(srv_process_line(&fx->proc, "{}", 2, &d), SRV_REJECT_NO_TYPE);
+    assert_non_null(strstr(d, "type"));
+    d = NULL;
+    assert_int_equal(srv_process_line(&fx->proc, "{\"type\":\"a\"}", 12, &d), SRV_ACCEPTED);
+    assert_null(d);
 }
 
 static void test_process_type_table_is_bounded_and_overflows_into_other(void **state)
@@ -181,6 +198,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_process_names_each_rejection_reason, setup_naive,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_process_explains_each_rejection_when_asked,
+                                        setup_pooled, teardown),
+        cmocka_unit_test_setup_teardown(test_process_explains_each_rejection_when_asked,
+                                        setup_naive, teardown),
         cmocka_unit_test_setup_teardown(test_process_type_table_is_bounded_and_overflows_into_other,
                                         setup_pooled, teardown),
         cmocka_unit_test_setup_teardown(test_process_pooled_mode_allocates_nothing_once_warm,
