@@ -8,7 +8,8 @@
                         names queried, every query parses as PromQL (through promtool)
   k8s                   every manifest parses (yaml.safe_load_all) with its required fields
   env                   INGESTD_* names in the env file, unit, k8s and Dockerfile are flags
-  dockerfile            structure of the (unbuilt) Dockerfile
+  dockerfile [INGESTD]  structure of the (unbuilt) Dockerfile; with a built ingestd, every
+                        shared library it needs is in a package the runtime stage installs
   systemd UNIT_EXEC     systemd-analyze verify and security on a copy of the unit
 
 Exit 0 pass, 1 fail, 77 skip (with a line saying why)."""
@@ -362,7 +363,29 @@ def cmd_env():
     fails.done("environment files: %d variables in ingestd.env" % len(seen))
 
 
-def cmd_dockerfile():
+def runtime_packages(instr):
+    """Packages the last stage's `apt-get install` names."""
+    last = max(i for i, l in enumerate(instr) if l.upper().startswith("FROM "))
+    pkgs = set()
+    for l in instr[last:]:
+        m = re.search(r"apt-get install\s+(.*?)(&&|$)", l)
+        if m:
+            pkgs |= {w for w in m.group(1).split() if not w.startswith("-")}
+    return pkgs
+
+
+def deb_package_of(path):
+    """The Debian package that ships a file (merged /usr: tries both spellings), or None."""
+    real = os.path.realpath(path)
+    for cand in {real, path, "/usr" + real if not real.startswith("/usr/") else real[4:]}:
+        p = subprocess.run(["dpkg", "-S", cand], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+        if p.returncode == 0:
+            return p.stdout.split(":", 1)[0].strip()
+    return None
+
+
+def cmd_dockerfile(binary=None):
     fails = Failures()
     with open(os.path.join(DEPLOY, "Dockerfile")) as f:
         text = f.read()
@@ -384,7 +407,28 @@ def cmd_dockerfile():
     fails.check({"7070", "8080"} <= exposed, "EXPOSE lacks 7070 or 8080: %s" % sorted(exposed))
     fails.check(any(l.startswith("COPY --from=") for l in instr), "no COPY --from the build stage")
     fails.check("UNVERIFIED" in text, "the Dockerfile does not say it is unverified here")
-    fails.done("Dockerfile structure (not built: no container engine here)")
+    pkgs = runtime_packages(instr)
+    # --allocator mimalloc dlopens libmimalloc.so.2 at run time: ldd cannot see it.
+    fails.check("libmimalloc2.0" in pkgs, "the runtime stage lacks libmimalloc2.0")
+    checked = 0
+    if binary and shutil.which("ldd") and shutil.which("dpkg"):
+        # Every shared library the built ingestd needs comes from a package the runtime stage
+        # installs (libc6 is in the base image; sanitizer runtimes only exist in test builds).
+        p = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, text=True, timeout=30)
+        libs = re.findall(r"^\s*(\S+) => (/\S+)", p.stdout, re.M)
+        if any(re.match(r"lib(a|ub|t|l)san\.so", lib) for lib, _ in libs):
+            print("NOTE: %s is a sanitizer build (its runtime pulls in more libraries); the "
+                  "runtime packages are checked against the dev and release builds" % binary)
+            libs = []
+        for lib, path in libs:
+            pkg = deb_package_of(path)
+            if pkg is None or pkg == "libc6":
+                continue
+            checked += 1
+            fails.check(pkg in pkgs, "ingestd needs %s from %s, which the runtime stage does "
+                        "not install" % (lib, pkg))
+    fails.done("Dockerfile structure (not built: no container engine here); %d shared "
+               "libraries of the built ingestd come from runtime packages" % checked)
 
 
 def cmd_systemd(exec_path="/bin/true", analyze="systemd-analyze"):
