@@ -61,18 +61,22 @@ char *ih_log(const ih_server_t *s)
     return buf;
 }
 
-/* The port of " key=HOST:PORT" in a text log line, or 0. */
+/* The port of " key=HOST:PORT" (text) or "key":"HOST:PORT" (JSON) in a log line, or 0. */
 static uint16_t port_of(const char *line, const char *key)
 {
     char pat[32];
     snprintf(pat, sizeof(pat), " %s=", key);
     const char *p = strstr(line, pat);
     if (p == NULL) {
+        snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+        p = strstr(line, pat);
+    }
+    if (p == NULL) {
         return 0;
     }
     p += strlen(pat);
     const char *colon = NULL;
-    for (; *p != '\0' && *p != ' '; p++) {
+    for (; *p != '\0' && *p != ' ' && *p != '"'; p++) {
         if (*p == ':') {
             colon = p;
         }
@@ -132,6 +136,9 @@ int ih_start(ih_server_t *s, const char *const *extra)
     for (int i = 0; i < 3000; i++) {
         char *log = ih_log(s);
         char *line = strstr(log, " listening ");
+        if (line == NULL) {
+            line = strstr(log, "\"msg\":\"listening\"");
+        }
         if (line != NULL) {
             char *eol = strchr(line, '\n');
             if (eol != NULL) {
