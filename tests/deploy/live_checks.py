@@ -6,6 +6,7 @@
                            endpoints the probes and scrapes use answer on the HTTP port
   env INGESTD              ingestd starts with the variables of deploy/systemd/ingestd.env, the
                            Deployment's env and the Dockerfile's ENV, and --help knows them all
+  docs INGESTD             docs/OPERATIONS.md's flags table matches ingestd --help
   e2e INGESTD PROMETHEUS   a real Prometheus (its own port and storage) scrapes ingestd under a
                            short load with deploy/'s rules loaded; its HTTP API must show
                            ingestd_events_accepted_total > 0, up == 1, every rule healthy and
@@ -179,6 +180,35 @@ def cmd_env(binary):
     fails.done("ingestd accepts the variables of the env file, the Deployment and the Dockerfile")
 
 
+def cmd_docs(binary):
+    """The flags table of docs/OPERATIONS.md lists every flag of ingestd --help, with its
+    variable and default (workers excepted: its default is the machine's CPU count)."""
+    fails = Failures()
+    p = subprocess.run([binary, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=30)
+    fails.check(p.returncode == 0, "ingestd --help exited %d" % p.returncode)
+    flags = re.findall(r"^  --([a-z-]+) .*\n\s+.*\(default (.*); env (INGESTD_[A-Z_]+)\)$",
+                       p.stdout, re.M)
+    fails.check(flags, "no flags found in ingestd --help")
+    with open(os.path.join(DEPLOY, "..", "docs", "OPERATIONS.md")) as f:
+        doc = f.read()
+    rows = {}
+    for m in re.finditer(r"^\| `--([a-z-]+)` \| `(INGESTD_[A-Z_]+)` \| ([^|]*) \|", doc, re.M):
+        rows[m.group(1)] = (m.group(2), m.group(3).strip().strip("`"))
+    for name, default, env in flags:
+        row = rows.get(name)
+        if not fails.check(row, "docs/OPERATIONS.md has no flags-table row for --%s" % name):
+            continue
+        fails.check(row[0] == env, "--%s: docs say %s, --help says %s" % (name, row[0], env))
+        if name != "workers":
+            fails.check(row[1] == default, "--%s: docs give default %r, --help says %r"
+                        % (name, row[1], default))
+    for name in rows:
+        fails.check(name in {f[0] for f in flags}, "docs/OPERATIONS.md lists --%s, which "
+                    "ingestd --help does not know" % name)
+    fails.done("the flags table matches ingestd --help (%d flags)" % len(flags))
+
+
 # ---- end to end with a real Prometheus ----------------------------------------------------------
 
 def api(port, path, params=None, timeout=5):
@@ -315,7 +345,7 @@ def cmd_e2e(binary, prometheus="prometheus"):
 
 
 def main(argv):
-    handlers = {"metrics": cmd_metrics, "env": cmd_env, "e2e": cmd_e2e}
+    handlers = {"metrics": cmd_metrics, "env": cmd_env, "docs": cmd_docs, "e2e": cmd_e2e}
     if len(argv) < 3 or argv[1] not in handlers:
         print(__doc__)
         return 2
