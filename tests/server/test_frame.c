@@ -356,6 +356,154 @@ static void test_frame_stock_lends_assembly_buffers_so_big_lines_stop_allocating
     free(ev);
 }
 
+/* ---- differential test against a whole-input reference ---- */
+
+#define REF_MAX 8192
+
+typedef struct {
+    size_t n;
+    srv_verdict_t v[REF_MAX];
+    size_t off[REF_MAX]; /* accepted: where the line starts in the input */
+    size_t len[REF_MAX];
+} ref_t;
+
+static void ref_add(ref_t *r, srv_verdict_t v, size_t off, size_t len)
+{
+    assert_true(r->n < REF_MAX);
+    r->v[r->n] = v;
+    r->off[r->n] = off;
+    r->len[r->n] = len;
+    r->n++;
+}
+
+static int blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* What the framer must report for in[0..n) with limit max, judged on the whole input: a line
+ * that fills a block (>= POOL_BLOCK_SIZE bytes before its newline) is assembled and so judged
+ * on its raw length first. */
+static void reference(const char *in, size_t n, size_t max, ref_t *r)
+{
+    size_t start = 0;
+    memset(r, 0, sizeof(*r));
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && in[i] != '\n') {
+            continue;
+        }
+        size_t raw = i - start;
+        int eof = i == n;
+        if (eof && raw == 0) {
+            break;
+        }
+        if (raw >= POOL_BLOCK_SIZE && raw > max + 1) {
+            ref_add(r, SRV_REJECT_TOO_LARGE, 0, 0);
+        } else if (eof) {
+            if (raw >= POOL_BLOCK_SIZE || !blank(in + start, raw)) {
+                ref_add(r, SRV_REJECT_TRUNCATED, 0, 0);
+            }
+        } else {
+            size_t len = raw > 0 && in[i - 1] == '\r' ? raw - 1 : raw;
+            if (!blank(in + start, len)) {
+                if (len > max) {
+                    ref_add(r, SRV_REJECT_TOO_LARGE, 0, 0);
+                } else {
+                    ref_add(r, SRV_ACCEPTED, start, len);
+                }
+            }
+        }
+        start = i + 1;
+    }
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static size_t fnv(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    }
+    return (size_t)h;
+}
+
+static void diff_line(void *ctx, const char *line, size_t len)
+{
+    ref_add(ctx, SRV_ACCEPTED, fnv(line, len), len);
+}
+
+static void diff_reject(void *ctx, srv_verdict_t reason)
+{
+    ref_add(ctx, reason, 0, 0);
+}
+
+static void test_frame_matches_a_whole_input_reference_for_random_input_and_splits(void **state)
+{
+    fixture_t *fx = *state;
+    static const size_t maxes[] = {1, 10, 100, 4094, 4095, 4096, 4097, 6000, 100000};
+    static const char alphabet[] = "aaaaaaaab{ \r\n";
+    static const srv_frame_ops_t o = {diff_line, diff_reject};
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    char *in = malloc(20000);
+    ref_t *want = malloc(sizeof(*want));
+    ref_t *got = malloc(sizeof(*got));
+    for (int iter = 0; iter < 400; iter++) {
+        size_t n = rng_next(&seed) % (iter % 4 == 0 ? 14000 : 300);
+        size_t max = maxes[rng_next(&seed) % (sizeof(maxes) / sizeof(maxes[0]))];
+        int longlines = rng_next(&seed) % 2;
+        for (size_t i = 0; i < n; i++) {
+            char c = alphabet[rng_next(&seed) % (sizeof(alphabet) - 1)];
+            if (longlines && c == '\n' && rng_next(&seed) % 64 != 0) {
+                c = 'a';
+            }
+            in[i] = c;
+        }
+        reference(in, n, max, want);
+        for (size_t i = 0; i < want->n; i++) {
+            if (want->v[i] == SRV_ACCEPTED) {
+                want->off[i] = fnv(in + want->off[i], want->len[i]);
+            }
+        }
+        memset(got, 0, sizeof(*got));
+        srv_frame_t f;
+        srv_frame_init(&f, fx->cache, max, NULL, NULL, NULL);
+        /* Random pieces: sometimes a few bytes at a time, sometimes large. */
+        for (size_t off = 0; off < n;) {
+            size_t piece = 1 + rng_next(&seed) % (iter % 3 == 0 ? 3 : 5000);
+            char *base;
+            size_t room;
+            assert_int_equal(srv_frame_buf(&f, &base, &room), 0);
+            piece = piece > n - off ? n - off : piece;
+            piece = piece > room ? room : piece;
+            memcpy(base, in + off, piece);
+            srv_frame_commit(&f, piece, &o, got);
+            off += piece;
+        }
+        srv_frame_finish(&f, &o, got);
+        assert_int_equal(got->n, want->n);
+        for (size_t i = 0; i < want->n; i++) {
+            assert_int_equal(got->v[i], want->v[i]);
+            assert_int_equal(got->len[i], want->len[i]);
+            assert_int_equal(got->off[i], want->off[i]);
+        }
+    }
+    free(got);
+    free(want);
+    free(in);
+}
+
 static int fail_allocs;
 
 static void *failing_alloc(size_t n)
@@ -420,6 +568,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_frame_stock_lends_assembly_buffers_so_big_lines_stop_allocating, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_frame_matches_a_whole_input_reference_for_random_input_and_splits, setup,
+            teardown),
         cmocka_unit_test(test_frame_reports_enomem_when_the_pool_has_no_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
