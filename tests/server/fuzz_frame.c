@@ -1,0 +1,154 @@
+/* fuzz_frame.c - libFuzzer target for the NDJSON framer: any bytes, split into pieces chosen by
+ * the input, must give exactly what a whole-input reference says (lines, too_large, truncated). */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "pool.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_OUT 65536
+
+typedef struct {
+    size_t n;
+    int v[MAX_OUT];
+    size_t len[MAX_OUT];
+    uint64_t hash[MAX_OUT];
+} out_t;
+
+static uint64_t fnv(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static void add(out_t *o, int v, size_t len, uint64_t hash)
+{
+    if (o->n < MAX_OUT) {
+        o->v[o->n] = v;
+        o->len[o->n] = len;
+        o->hash[o->n] = hash;
+    }
+    o->n++;
+}
+
+static int blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Same rules as tests/server/test_frame.c's reference. */
+static void reference(const char *in, size_t n, size_t max, out_t *r)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && in[i] != '\n') {
+            continue;
+        }
+        size_t raw = i - start;
+        int eof = i == n;
+        if (eof && raw == 0) {
+            break;
+        }
+        if (raw >= POOL_BLOCK_SIZE && raw > max + 1) {
+            add(r, SRV_REJECT_TOO_LARGE, 0, 0);
+        } else if (eof) {
+            if (raw >= POOL_BLOCK_SIZE || !blank(in + start, raw)) {
+                add(r, SRV_REJECT_TRUNCATED, 0, 0);
+            }
+        } else {
+            size_t len = raw > 0 && in[i - 1] == '\r' ? raw - 1 : raw;
+            if (!blank(in + start, len)) {
+                if (len > max) {
+                    add(r, SRV_REJECT_TOO_LARGE, 0, 0);
+                } else {
+                    add(r, SRV_ACCEPTED, len, fnv(in + start, len));
+                }
+            }
+        }
+        start = i + 1;
+    }
+}
+
+static void on_line(void *ctx, const char *line, size_t len)
+{
+    if (memchr(line, '\n', len) != NULL) {
+        abort();
+    }
+    add(ctx, SRV_ACCEPTED, len, fnv(line, len));
+}
+
+static void on_reject(void *ctx, srv_verdict_t reason)
+{
+    add(ctx, reason, 0, 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const size_t maxes[] = {1, 7, 100, 4094, 4095, 4096, 4097, 9000};
+    static pool_t *pool;
+    static pool_cache_t *cache;
+    static out_t want, got;
+    static const srv_frame_ops_t ops = {on_line, on_reject};
+
+    if (size < 2) {
+        return 0;
+    }
+    if (pool == NULL) {
+        pool_config_t cfg;
+        pool_config_init(&cfg);
+        if (pool_create(&cfg, &pool) != 0 || pool_cache_create(pool, &cache) != 0) {
+            abort();
+        }
+    }
+    size_t max = maxes[data[0] % (sizeof(maxes) / sizeof(maxes[0]))];
+    uint32_t seed = data[1] | 1u;
+    const char *in = (const char *)data + 2;
+    size_t n = size - 2;
+
+    want.n = 0;
+    got.n = 0;
+    reference(in, n, max, &want);
+
+    srv_frame_stock_t stock;
+    srv_frame_t f;
+    srv_frame_stock_init(&stock, NULL);
+    srv_frame_init(&f, cache, max, (data[1] & 0x80) ? &stock : NULL, NULL, NULL);
+    for (size_t off = 0; off < n;) {
+        seed = seed * 1103515245u + 12345u;
+        size_t piece = 1 + (seed >> 16) % (data[1] & 0x40 ? 7 : 6000);
+        char *base;
+        size_t room;
+        if (srv_frame_buf(&f, &base, &room) != 0) {
+            abort();
+        }
+        piece = piece > n - off ? n - off : piece;
+        piece = piece > room ? room : piece;
+        memcpy(base, in + off, piece);
+        srv_frame_commit(&f, piece, &ops, &got);
+        off += piece;
+    }
+    srv_frame_finish(&f, &ops, &got);
+    srv_frame_stock_destroy(&stock);
+
+    if (got.n != want.n) {
+        abort();
+    }
+    for (size_t i = 0; i < want.n && i < MAX_OUT; i++) {
+        if (got.v[i] != want.v[i] || got.len[i] != want.len[i] || got.hash[i] != want.hash[i]) {
+            abort();
+        }
+    }
+    return 0;
+}
