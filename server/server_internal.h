@@ -53,7 +53,7 @@ typedef struct srv_conn {
     struct srv_conn *next;
     srv_conn_kind_t kind;
     int reading; /* uv_read_start is in effect */
-    int closing; /* uv_close called or pending after writes */
+    int closing; /* uv_close has been called */
     int close_after_write;
     uint64_t last_active; /* uv_now of the last read */
     uint64_t phase_start; /* HTTP: when the current phase began */

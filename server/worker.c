@@ -155,10 +155,10 @@ static void on_conn_closed(uv_handle_t *h)
 /* Closes now; a TCP partial line is reported as truncated first. */
 static void conn_close(srv_conn_t *c)
 {
-    if (c->closing == 2) {
+    if (c->closing) {
         return;
     }
-    c->closing = 2;
+    c->closing = 1;
     if (c->kind == SRV_CONN_TCP) {
         uint64_t before = c->frame.oversize;
         srv_frame_finish(&c->frame, &frame_ops, c);
@@ -181,7 +181,7 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (c->closing == 2) {
+    if (c->closing) {
         return;
     }
     if (c->out_len > 0) {
@@ -315,7 +315,7 @@ static void http_finish_feed(srv_conn_t *c, int close)
     if (c->out_len > 0 && !c->writing) {
         start_write(c);
     }
-    if (c->closing == 2) {
+    if (c->closing) {
         return;
     }
     if (c->close_after_write && !c->writing) {
@@ -431,14 +431,14 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
         metrics_gauge_add(&w->st.conns_active, 1);
     }
     if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
-        c->closing = 2;
+        c->closing = 1;
         uv_close((uv_handle_t *)&c->handle, on_conn_closed);
         return;
     }
     if (!w->control) {
         if ((uint64_t)srv_server_active_conns(s) > s->cfg.max_connections) {
             metrics_counter_add(&w->st.conns_refused, 1);
-            c->closing = 2;
+            c->closing = 1;
             uv_close((uv_handle_t *)&c->handle, on_conn_closed);
             return;
         }
