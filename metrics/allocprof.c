@@ -401,8 +401,16 @@ typedef struct {
 /* The .symtab of every module met during one allocprof_write, read once and unmapped at the
  * end. The tables are mmap'd: nothing goes through the counting layer. */
 typedef struct {
+    uintptr_t pc; /* 0: empty */
+    uint64_t name_hash;
+    int layer;
+} pcent_t;
+
+typedef struct {
     modsyms_t mods[SYMCACHE_MODS];
     size_t n;
+    pcent_t *pcs; /* open addressing by pc: each frame is named once per write */
+    size_t pcs_cap;
 } symcache_t;
 
 static int cmp_fsym(const void *a, const void *b)
@@ -494,6 +502,10 @@ static void modsyms_load(modsyms_t *m, const struct link_map *lm)
 
 static void symcache_release(symcache_t *c)
 {
+    if (c->pcs != NULL) {
+        munmap(c->pcs, c->pcs_cap * sizeof(pcent_t));
+        c->pcs = NULL;
+    }
     for (size_t i = 0; i < c->n; i++) {
         if (c->mods[i].syms != NULL) {
             munmap(c->mods[i].syms, c->mods[i].syms_len);
@@ -585,23 +597,82 @@ static void frame_name(symcache_t *c, void *pc, int text, char *buf, size_t size
     if (text) {
         snprintf(buf, size, "%s+0x%llx (%s)", name, (unsigned long long)(a - saddr), mod);
     } else {
-        snprintf(buf, size, "%s", name);
+        /* C names have no '.': what follows is a compiler clone suffix (.constprop.0, .isra.0,
+         * .part.0, .cold), dropped so a function's clones merge into one flame-graph frame. */
+        snprintf(buf, size, "%.*s", (int)strcspn(name, "."), name);
     }
+}
+
+static uint64_t hash_str(const char *p)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *p != '\0'; p++) {
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* The hash of a frame's folded name (function without offset), and whether it is the layer's;
+ * cached by pc for the rest of the write. */
+static uint64_t frame_key(symcache_t *c, void *pc, int *layer)
+{
+    uintptr_t a = (uintptr_t)pc;
+    size_t mask = c->pcs_cap - 1;
+    size_t i = (size_t)((a >> 2) * 0x9E3779B97F4A7C15ull) & mask;
+    for (; c->pcs != NULL; i = (i + 1) & mask) {
+        if (c->pcs[i].pc == a) {
+            *layer = c->pcs[i].layer;
+            return c->pcs[i].name_hash;
+        }
+        if (c->pcs[i].pc == 0) {
+            break;
+        }
+    }
+    char buf[256];
+    frame_name(c, pc, 0, buf, sizeof buf, layer);
+    uint64_t h = hash_str(buf);
+    if (c->pcs != NULL) {
+        c->pcs[i] = (pcent_t){.pc = a, .name_hash = h, .layer = *layer};
+    }
+    return h;
 }
 
 /* Index of the first frame to show: past the hook's caller and the counting layer's frames. */
 static uint32_t first_shown(symcache_t *c, const site_t *s)
 {
     uint32_t start = 1;
-    char buf[256];
     for (uint32_t i = 1; i < s->depth && i < STRIP_SCAN; i++) {
         int layer;
-        frame_name(c, s->pc[i], 0, buf, sizeof buf, &layer);
+        frame_key(c, s->pc[i], &layer);
         if (layer) {
             start = i + 1;
         }
     }
     return start < s->depth ? start : s->depth;
+}
+
+/* What makes two sites the same call site: the names of their shown frames. */
+static uint64_t site_key(symcache_t *c, const site_t *s)
+{
+    uint32_t first = first_shown(c, s);
+    uint64_t h = 0x84222325cbf29ce4ull ^ (s->depth - first);
+    for (uint32_t i = first; i < s->depth; i++) {
+        int layer;
+        h = (h ^ frame_key(c, s->pc[i], &layer)) * 0x100000001b3ull;
+        h ^= h >> 31;
+    }
+    return h | 1; /* never 0, the "(other)" site's key */
+}
+
+static int cmp_keys(const void *a, const void *b, void *arg)
+{
+    const uint64_t *keys = arg;
+    uint32_t ia = *(const uint32_t *)a;
+    uint32_t ib = *(const uint32_t *)b;
+    if (keys[ia] != keys[ib]) {
+        return keys[ia] < keys[ib] ? -1 : 1;
+    }
+    return ia < ib ? -1 : ia > ib;
 }
 
 static void put_folded_name(FILE *out, const char *name)
@@ -611,13 +682,17 @@ static void put_folded_name(FILE *out, const char *name)
     }
 }
 
-static void write_site_text(symcache_t *c, FILE *out, const site_t *s, uint32_t si)
+static void write_site_text(symcache_t *c, FILE *out, const site_t *s, uint32_t si, uint32_t stacks)
 {
-    fprintf(out, "inuse_space=%llu inuse_objects=%llu alloc_space=%llu alloc_objects=%llu\n",
+    fprintf(out, "inuse_space=%llu inuse_objects=%llu alloc_space=%llu alloc_objects=%llu",
             (unsigned long long)rounded(s->v[ALLOCPROF_INUSE_SPACE]),
             (unsigned long long)rounded(s->v[ALLOCPROF_INUSE_OBJECTS]),
             (unsigned long long)rounded(s->v[ALLOCPROF_ALLOC_SPACE]),
             (unsigned long long)rounded(s->v[ALLOCPROF_ALLOC_OBJECTS]));
+    if (stacks > 1) {
+        fprintf(out, " stacks=%u", stacks); /* merged: the frames below are the first's */
+    }
+    fputc('\n', out);
     if (si == 0) {
         fprintf(out, "    #0 (other: call stacks beyond the %d-site table)\n", ALLOCPROF_MAX_SITES);
     }
@@ -666,10 +741,12 @@ int allocprof_write(FILE *out, allocprof_sort_t key, size_t top_n, allocprof_for
     void *m = NULL;
     site_t *snap = NULL;
     uint32_t *order = NULL;
+    uint64_t *keys = NULL;
+    uint32_t *stacks = NULL;
     pthread_mutex_lock(&lock);
     tables_t *t = atomic_load_explicit(&tables_ptr, memory_order_relaxed);
     if (t != NULL && n_sites > 0) {
-        cap = (size_t)n_sites * (sizeof(site_t) + sizeof(uint32_t));
+        cap = (size_t)n_sites * (sizeof(site_t) + sizeof(uint64_t) + 2 * sizeof(uint32_t));
         m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) {
             pthread_mutex_unlock(&lock);
@@ -677,7 +754,9 @@ int allocprof_write(FILE *out, allocprof_sort_t key, size_t top_n, allocprof_for
         }
         n = n_sites;
         snap = m;
-        order = (uint32_t *)(snap + n);
+        keys = (uint64_t *)(snap + n);
+        order = (uint32_t *)(keys + n);
+        stacks = order + n;
         memcpy(snap, t->sites, (size_t)n * sizeof(site_t));
     }
     samples = n_samples;
@@ -685,13 +764,54 @@ int allocprof_write(FILE *out, allocprof_sort_t key, size_t top_n, allocprof_for
     live = atomic_load_explicit(&allocprof_hot.live, memory_order_relaxed);
     pthread_mutex_unlock(&lock);
 
+    symcache_t syms;
+    memset(&syms, 0, sizeof syms);
+    size_t frames = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        frames += snap[i].depth;
+    }
+    for (syms.pcs_cap = 64; syms.pcs_cap < 2 * frames; syms.pcs_cap *= 2) {
+    }
+    void *pm = mmap(NULL, syms.pcs_cap * sizeof(pcent_t), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    syms.pcs = pm != MAP_FAILED ? pm : NULL;
+
+    /* Merge stacks that differ only in return addresses (an unrolled loop, two calls in one
+     * function, the layer entry point used): one call site per sequence of function names. */
+    uint32_t nsites = n > 0 ? 1 : 0;
+    if (n > 1) {
+        for (uint32_t i = 1; i < n; i++) {
+            keys[i] = site_key(&syms, &snap[i]);
+            order[i - 1] = i;
+            stacks[i] = 0;
+        }
+        qsort_r(order, n - 1, sizeof order[0], cmp_keys, keys);
+        uint32_t rep = 0;
+        for (uint32_t r = 0; r < n - 1; r++) {
+            uint32_t i = order[r];
+            if (r == 0 || keys[i] != keys[rep]) {
+                rep = i; /* the lowest-numbered stack of each run: sorted by key, then index */
+                nsites++;
+            } else {
+                for (int k = 0; k < 4; k++) {
+                    snap[rep].v[k] += snap[i].v[k];
+                    snap[i].v[k] = 0;
+                }
+            }
+            stacks[rep]++;
+        }
+    }
+    if (n > 0) {
+        stacks[0] = 1;
+    }
+
     double total[4] = {0, 0, 0, 0};
     uint32_t nz = 0; /* sites with a non-zero value for key */
     for (uint32_t i = 0; i < n; i++) {
         for (int k = 0; k < 4; k++) {
             total[k] += snap[i].v[k] > 0 ? snap[i].v[k] : 0;
         }
-        if (rounded(snap[i].v[key]) > 0) {
+        if (stacks[i] > 0 && rounded(snap[i].v[key]) > 0) {
             order[nz++] = i;
         }
     }
@@ -702,8 +822,10 @@ int allocprof_write(FILE *out, allocprof_sort_t key, size_t top_n, allocprof_for
     }
     uint32_t shown = top_n != 0 && top_n < nz ? (uint32_t)top_n : nz;
     if (fmt == ALLOCPROF_TEXT) {
-        fprintf(out, "# ingestd allocation profile: rate=%llu sort=%s sites=%u shown=%u\n",
-                (unsigned long long)allocprof_rate(), sort_names[key], n > 0 ? n - 1 : 0, shown);
+        fprintf(out,
+                "# ingestd allocation profile: rate=%llu sort=%s sites=%u stacks=%u shown=%u\n",
+                (unsigned long long)allocprof_rate(), sort_names[key], nsites > 0 ? nsites - 1 : 0,
+                n > 0 ? n - 1 : 0, shown);
         fprintf(out, "# samples=%llu live=%llu dropped=%llu\n", (unsigned long long)samples,
                 (unsigned long long)live, (unsigned long long)dropped);
         fprintf(out,
@@ -715,12 +837,10 @@ int allocprof_write(FILE *out, allocprof_sort_t key, size_t top_n, allocprof_for
               "frames leaf first\n\n",
               out);
     }
-    symcache_t syms;
-    memset(&syms, 0, sizeof syms);
     for (uint32_t r = 0; order != NULL && r < shown; r++) {
         uint32_t si = order[r];
         if (fmt == ALLOCPROF_TEXT) {
-            write_site_text(&syms, out, &snap[si], si);
+            write_site_text(&syms, out, &snap[si], si, stacks[si]);
         } else {
             write_site_folded(&syms, out, &snap[si], si, rounded(snap[si].v[key]));
         }

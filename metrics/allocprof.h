@@ -38,7 +38,7 @@ typedef struct {
     uint64_t rate;
     uint64_t samples; /* sampled allocations since the last reset */
     uint64_t live;    /* sampled blocks not yet freed */
-    uint64_t sites;   /* distinct call stacks */
+    uint64_t sites;   /* distinct call stacks (the profile merges those with the same names) */
     uint64_t dropped; /* samples with no room in the live table (not counted in inuse_*) */
 } allocprof_stats_t;
 void allocprof_stats(allocprof_stats_t *out);
@@ -67,7 +67,8 @@ const char *allocprof_sort_name(allocprof_sort_t key);
  * the first recorded frame (the hook's caller) and, among the next few, every frame up to the
  * last one named mem_* or allocprof_*. Frames are named from the dynamic symbols (dladdr) or
  * else the module's own .symtab (so static functions and executables linked without -rdynamic
- * get names too, unless stripped): function+0xOFFSET (module) in text, function alone in folded;
+ * get names too, unless stripped): function+0xOFFSET (module) in text, function alone in folded
+ * (without a compiler clone suffix such as .constprop.0);
  * a frame with no symbol at all shows as module+0xOFFSET, for addr2line.
  *
  * Text:   a "# ..." header (rate, sort key, totals, samples, dropped), then per site one line
