@@ -429,3 +429,83 @@ int srv_admin_allocs_query(const char *query, allocprof_sort_t *sort, allocprof_
     *top = (size_t)t;
     return 0;
 }
+
+/* ---- GET /debug/pool, POST /debug/trim, GET /debug/allocs ---- */
+
+static void write_pool_stats(FILE *out, const pool_stats_t *st)
+{
+    json_u64(out, "gets", st->gets, 1);
+    json_u64(out, "hits", st->hits, 1);
+    json_u64(out, "misses", st->misses, 1);
+    json_u64(out, "puts", st->puts, 1);
+    json_u64(out, "released", st->released, 1);
+    json_u64(out, "trims", st->trims, 1);
+    json_u64(out, "alloc_failures", st->alloc_failures, 1);
+    fprintf(out, ",\"in_use\":%" PRId64 ",\"idle\":%" PRId64 ",\"peak_in_use\":%" PRId64,
+            st->in_use, st->idle, st->peak_in_use);
+    fprintf(out, ",\"trim_seconds_total\":%.9f,\"trim_seconds_last\":%.9f",
+            (double)st->trim_ns_total / 1e9, (double)st->trim_ns_last / 1e9);
+}
+
+int srv_admin_write_pool(FILE *out, const srv_levers_t *l, const pool_stats_t *total,
+                         const pool_stats_t *workers, size_t n)
+{
+    char retain[24];
+    if (l->pool_retain < 0) {
+        snprintf(retain, sizeof retain, "off");
+    } else {
+        snprintf(retain, sizeof retain, "%d", l->pool_retain);
+    }
+    fprintf(out, "{\"pool\":\"%s\",\"retain\":\"%s\",\"total\":{\"workers\":%zu",
+            l->pool ? "on" : "off", retain, n);
+    write_pool_stats(out, total);
+    fputs("},\"workers\":[", out);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(out, "%s{\"worker\":%zu", i == 0 ? "" : ",", i);
+        write_pool_stats(out, &workers[i]);
+        fputc('}', out);
+    }
+    fputs("]}", out);
+    return finish(out);
+}
+
+static void before_after(FILE *out, const char *key, uint64_t before, uint64_t after)
+{
+    fprintf(out, ",\"%s\":{\"before\":%" PRIu64 ",\"after\":%" PRIu64 "}", key, before, after);
+}
+
+int srv_admin_write_trim(FILE *out, const srv_trim_report_t *r)
+{
+    fputc('{', out);
+    json_u64(out, "blocks_released", r->blocks_released, 0);
+    json_u64(out, "bytes_released", r->bytes_released, 1);
+    fprintf(out, ",\"duration_seconds\":%.9f", (double)r->duration_ns / 1e9);
+    before_after(out, "live_bytes", r->live_before, r->live_after);
+    before_after(out, "sys_bytes", r->sys_before, r->sys_after);
+    before_after(out, "rss_bytes", r->rss_before, r->rss_after);
+    fputc('}', out);
+    return finish(out);
+}
+
+int srv_admin_allocs(FILE *out, const char *query, char *err, size_t errsz)
+{
+    allocprof_sort_t sort;
+    allocprof_format_t fmt;
+    size_t top;
+    if (srv_admin_allocs_query(query, &sort, &fmt, &top, err, errsz) != 0) {
+        return 400;
+    }
+    allocprof_stats_t st;
+    allocprof_stats(&st);
+    if (st.rate == 0 && st.samples == 0 && fmt == ALLOCPROF_TEXT) {
+        fputs("# the allocation profile is off: start ingestd with --alloc-profile-rate BYTES "
+              "(512KiB is a good start)\n",
+              out);
+    }
+    int rc = allocprof_write(out, sort, top, fmt);
+    if (rc != 0) {
+        snprintf(err, errsz, "writing the profile failed: %s", strerror(-rc));
+        return 500;
+    }
+    return 200;
+}

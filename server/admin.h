@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "allocprof.h"
+#include "pool.h"
 
 /* ---- routing ---- */
 
@@ -123,6 +124,37 @@ int srv_admin_config_put(const char *body, size_t len, const srv_levers_t *cur, 
 /* Writes {"error":"MSG"} and a newline (MSG JSON-escaped). Returns 0 or -EIO. */
 int srv_admin_write_error(FILE *out, const char *msg);
 
+/* ---- GET /debug/pool ---- */
+
+/* Writes {"pool":"on","retain":"100","total":{STATS},"workers":[{"worker":0,STATS},...]} and a
+ * newline, STATS being "gets","hits","misses","puts","released","trims","alloc_failures",
+ * "in_use","idle","peak_in_use" (integers; in_use and idle may be negative for one worker, see
+ * pool.h) and "trim_seconds_total","trim_seconds_last". workers: n per-worker figures (borrowed).
+ * Returns 0 or -EIO. */
+int srv_admin_write_pool(FILE *out, const srv_levers_t *l, const pool_stats_t *total,
+                         const pool_stats_t *workers, size_t n);
+
+/* ---- POST /debug/trim ---- */
+
+/* What one admin trim did: a pool trim on every worker, then returning free memory to the OS
+ * (mem_release_to_os), with the figures before and after (the debug.FreeOSMemory report). */
+typedef struct {
+    uint64_t blocks_released; /* by the pool trims */
+    uint64_t bytes_released;  /* those blocks' bytes */
+    uint64_t duration_ns;     /* trims and release together */
+    uint64_t live_before;     /* ingestd_memstats_alloc_bytes */
+    uint64_t live_after;
+    uint64_t sys_before; /* ingestd_memstats_sys_bytes */
+    uint64_t sys_after;
+    uint64_t rss_before; /* process_resident_memory_bytes */
+    uint64_t rss_after;
+} srv_trim_report_t;
+
+/* Writes {"blocks_released":N,"bytes_released":N,"duration_seconds":S,
+ * "live_bytes":{"before":N,"after":N},"sys_bytes":{..},"rss_bytes":{..}} and a newline.
+ * Returns 0 or -EIO. */
+int srv_admin_write_trim(FILE *out, const srv_trim_report_t *r);
+
 /* ---- GET /debug/allocs ---- */
 
 /* Parses the query string (without '?', may be NULL or empty): sort=inuse_space|inuse_objects|
@@ -131,5 +163,11 @@ int srv_admin_write_error(FILE *out, const char *msg);
  * bytes) for an unknown key or a bad value; outputs untouched on error. */
 int srv_admin_allocs_query(const char *query, allocprof_sort_t *sort, allocprof_format_t *fmt,
                            size_t *top, char *err, size_t errsz);
+
+/* The whole endpoint: parses query and writes the profile (text/plain) to out. Returns 200; 400
+ * with one line in err for a bad query (nothing written); 500 with err set when writing failed.
+ * When the profile is off (rate 0) and nothing was ever sampled, the text says so and how to
+ * turn it on. */
+int srv_admin_allocs(FILE *out, const char *query, char *err, size_t errsz);
 
 #endif

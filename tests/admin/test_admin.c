@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,6 +393,149 @@ static void test_allocs_query_rejects_unknown_keys_and_bad_values(void **state)
                      "too long");
 }
 
+/* ---- /debug/pool, /debug/trim, /debug/allocs ---- */
+
+typedef struct {
+    const srv_levers_t *l;
+    const pool_stats_t *total;
+    const pool_stats_t *workers;
+    size_t n;
+} pool_args_t;
+
+static int write_pool(FILE *out, const void *arg)
+{
+    const pool_args_t *a = arg;
+    return srv_admin_write_pool(out, a->l, a->total, a->workers, a->n);
+}
+
+static int write_trim(FILE *out, const void *arg)
+{
+    return srv_admin_write_trim(out, arg);
+}
+
+static void test_pool_json_has_the_total_and_each_worker(void **state)
+{
+    (void)state;
+    srv_levers_t l = defaults();
+    l.pool_retain = -1;
+    pool_stats_t w[2];
+    memset(w, 0, sizeof w);
+    w[0] = (pool_stats_t){
+        .gets = 10, .hits = 7, .misses = 3, .in_use = -2, .idle = 5, .trim_ns_last = 1500};
+    w[1] = (pool_stats_t){.gets = 4, .hits = 4, .in_use = 6, .trims = 2};
+    pool_stats_t total = {.gets = 14, .hits = 11, .misses = 3, .in_use = 4, .idle = 5, .trims = 2};
+    pool_args_t a = {&l, &total, w, 2};
+    char *text = capture(write_pool, &a);
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    if (root == NULL) {
+        fail_msg("not JSON: %s: %s", jerr.text, text);
+    }
+    assert_string_equal(json_string_value(json_object_get(root, "pool")), "on");
+    assert_string_equal(json_string_value(json_object_get(root, "retain")), "off");
+    assert_int_equal(num_at(root, "total", "workers"), 2);
+    assert_int_equal(num_at(root, "total", "gets"), 14);
+    json_t *workers = json_object_get(root, "workers");
+    assert_int_equal(json_array_size(workers), 2);
+    json_t *w0 = json_array_get(workers, 0);
+    assert_int_equal(num_at(w0, NULL, "worker"), 0);
+    assert_int_equal(json_integer_value(json_object_get(w0, "in_use")), -2);
+    assert_true(json_real_value(json_object_get(w0, "trim_seconds_last")) == 1.5e-6);
+    assert_int_equal(num_at(json_array_get(workers, 1), NULL, "trims"), 2);
+    json_decref(root);
+    free(text);
+}
+
+static void test_trim_json_reports_release_and_memory_before_and_after(void **state)
+{
+    (void)state;
+    srv_trim_report_t r = {.blocks_released = 3,
+                           .bytes_released = 12288,
+                           .duration_ns = 250000,
+                           .live_before = 100,
+                           .live_after = 90,
+                           .sys_before = 5000,
+                           .sys_after = 4000,
+                           .rss_before = 7000,
+                           .rss_after = 6000};
+    char *text = capture(write_trim, &r);
+    json_t *root = json_loads(text, 0, NULL);
+    assert_non_null(root);
+    assert_int_equal(num_at(root, NULL, "blocks_released"), 3);
+    assert_int_equal(num_at(root, NULL, "bytes_released"), 12288);
+    assert_true(json_real_value(json_object_get(root, "duration_seconds")) == 0.00025);
+    assert_int_equal(num_at(root, "live_bytes", "before"), 100);
+    assert_int_equal(num_at(root, "sys_bytes", "after"), 4000);
+    assert_int_equal(num_at(root, "rss_bytes", "before"), 7000);
+    json_decref(root);
+    free(text);
+}
+
+/* A stand-in for the counting layer (the hook's caller, left out of stacks) and a site. */
+void *mem_admin_test_malloc(size_t n);
+void *admin_test_site(size_t n);
+
+__attribute__((noinline)) void *mem_admin_test_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p != NULL) {
+        allocprof_on_alloc(p, malloc_usable_size(p));
+    }
+    return p;
+}
+
+__attribute__((noinline)) void *admin_test_site(size_t n)
+{
+    void *p = mem_admin_test_malloc(n);
+    if (p != NULL) {
+        *(char *)p = 'a';
+    }
+    return p;
+}
+
+typedef struct {
+    const char *query;
+    int status;
+    char err[160];
+} allocs_args_t;
+
+static int write_allocs(FILE *out, const void *arg)
+{
+    allocs_args_t *a = (allocs_args_t *)arg;
+    a->status = srv_admin_allocs(out, a->query, a->err, sizeof a->err);
+    return 0;
+}
+
+static void test_allocs_endpoint_answers_profile_or_400(void **state)
+{
+    (void)state;
+    allocs_args_t a = {.query = "sort=bogus"};
+    char *text = capture(write_allocs, &a);
+    assert_int_equal(a.status, 400);
+    assert_string_equal(text, ""); /* nothing written */
+    assert_non_null(strstr(a.err, "sort=bogus"));
+    free(text);
+
+    a.query = NULL;
+    text = capture(write_allocs, &a);
+    assert_int_equal(a.status, 200);
+    assert_non_null(strstr(text, "the allocation profile is off: start ingestd with "
+                                 "--alloc-profile-rate"));
+    free(text);
+
+    assert_int_equal(allocprof_set_rate(1), 0);
+    void *p = admin_test_site(321);
+    a.query = "format=folded&sort=inuse_objects";
+    text = capture(write_allocs, &a);
+    assert_int_equal(a.status, 200);
+    assert_non_null(strstr(text, ";admin_test_site 1\n"));
+    free(text);
+    allocprof_on_free(p, malloc_usable_size(p));
+    free(p);
+    assert_int_equal(allocprof_set_rate(0), 0);
+    allocprof_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +548,9 @@ int main(void)
         cmocka_unit_test(test_error_body_is_json_with_the_message_escaped),
         cmocka_unit_test(test_allocs_query_defaults_and_every_parameter),
         cmocka_unit_test(test_allocs_query_rejects_unknown_keys_and_bad_values),
+        cmocka_unit_test(test_pool_json_has_the_total_and_each_worker),
+        cmocka_unit_test(test_trim_json_reports_release_and_memory_before_and_after),
+        cmocka_unit_test(test_allocs_endpoint_answers_profile_or_400),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
