@@ -71,9 +71,13 @@ const char *allocprof_sort_name(allocprof_sort_t key);
  * (without a compiler clone suffix such as .constprop.0);
  * a frame with no symbol at all shows as module+0xOFFSET, for addr2line.
  *
- * Text:   a "# ..." header (rate, sort key, totals, samples, dropped), then per site one line
- *         "inuse_space=N inuse_objects=N alloc_space=N alloc_objects=N" followed by its frames,
- *         one per line as "    #I NAME (MODULE)", leaf first, and a blank line.
+ * A site is a sequence of shown function names: stacks that differ only in return addresses
+ * (an unrolled loop, two calls from one function) are merged into one.
+ *
+ * Text:   a "# ..." header (rate, sort key, sites, stacks, totals, samples, dropped), then per
+ *         site one line "inuse_space=N inuse_objects=N alloc_space=N alloc_objects=N", ending in
+ *         " stacks=N" when stacks were merged, followed by the (first) stack's frames, one per
+ *         line as "    #I NAME (MODULE)", leaf first, and a blank line.
  * Folded: one line per site whose value for `key` is not zero: frames root first joined by ';',
  *         a space, and the value for `key` (';' and spaces in names become '_').
  * Holds the profile's lock only to copy the tables; writes no allocation through the counting
