@@ -128,6 +128,19 @@ static srv_worker_t *worker_new(srv_server_t *s, unsigned id)
     return w;
 }
 
+/* Proves the allocator under the counting layer is the one asked for: a probe allocation must
+ * lie in mimalloc's heap exactly when --allocator=mimalloc (STYLE.md, "Allocator pitfall"). */
+static int verify_allocator(void)
+{
+    void *probe = mem_malloc(64);
+    int owned = mem_owned_by_mimalloc(probe);
+    mem_free(probe);
+    if (mem_allocator() == MEM_ALLOCATOR_MIMALLOC) {
+        return owned == 1;
+    }
+    return owned != 1; /* libc: not mimalloc's (or libmimalloc is not even installed) */
+}
+
 int srv_server_create(const srv_config_t *cfg, srv_server_t **out)
 {
     srv_server_t *s = mem_calloc(1, sizeof(*s));
@@ -144,6 +157,11 @@ int srv_server_create(const srv_config_t *cfg, srv_server_t **out)
     snprintf(s->http_text, sizeof(s->http_text), "off");
     snprintf(s->admin_text, sizeof(s->admin_text), "off");
     uv_mutex_init(&s->wake_lock);
+    s->allocator_verified = verify_allocator();
+    if (!s->allocator_verified) {
+        srv_log("error", "the allocator serving memory is not the one --allocator names",
+                "allocator", mem_allocator_name(mem_allocator()), NULL);
+    }
 
     pool_config_init(&pc);
     pc.mode = cfg->pool ? POOL_MODE_POOLED : POOL_MODE_NAIVE;
@@ -309,6 +327,9 @@ static void announce(srv_server_t *s)
     n = 3;
     kv[2 * n] = "version";
     kv[2 * n + 1] = INGESTD_VERSION;
+    n++;
+    kv[2 * n] = "allocator_verified";
+    kv[2 * n + 1] = s->allocator_verified ? "yes" : "no";
     n++;
     for (size_t i = 0; n < 32 && srv_config_item(&s->cfg, i, &name, vals[i], sizeof(vals[i])) == 0;
          i++) {
@@ -721,6 +742,9 @@ void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
 
     snprintf(label, sizeof(label), "version=\"%s\",allocator=\"%s\",pool=\"%s\"", INGESTD_VERSION,
              mem_allocator_name(mem_allocator()), s->cfg.pool ? "on" : "off");
+    metrics_family(w, "ingestd_allocator_verified", "gauge",
+                   "1 when a probe allocation came from the allocator --allocator names.");
+    metrics_sample_u64(w, "ingestd_allocator_verified", NULL, (uint64_t)s->allocator_verified);
     metrics_family(w, "ingestd_build_info", "gauge", "Build and memory mode; always 1.");
     metrics_sample_u64(w, "ingestd_build_info", label, 1);
 

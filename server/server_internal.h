@@ -123,6 +123,7 @@ struct srv_server {
     _Atomic unsigned failed;
     _Atomic int draining;
     _Atomic int mem_over;
+    int allocator_verified; /* a probe allocation came from the allocator --allocator names */
     int announced;
     int finished;
     int exit_code;

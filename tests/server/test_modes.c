@@ -72,6 +72,8 @@ static void run_mode(const char *pool, const char *allocator)
              "ingestd_build_info{version=\"%s\",allocator=\"%s\",pool=\"%s\"}", INGESTD_VERSION,
              allocator, pool);
     assert_true(ih_metric(s.admin_port, sample) == 1.0);
+    /* The allocator really serving is the one asked for (a probe checked by ingestd). */
+    assert_true(ih_metric(s.admin_port, "ingestd_allocator_verified") == 1.0);
     assert_int_equal(ih_counts(s.admin_port, &base), 0);
     send_mix(s.tcp_port, 3, rounds);
     assert_int_equal(ih_wait_counts(s.admin_port, &base, 6.0 * rounds, WAIT_MS, &d), 0);
