@@ -345,24 +345,13 @@ static void announce(srv_server_t *s)
 
 static void summary(srv_server_t *s, int sink_rc)
 {
-    uint64_t acc = 0;
-    uint64_t rej[SRV_VERDICT_COUNT] = {0};
-    uint64_t btcp = 0;
-    uint64_t bhttp = 0;
+    srv_totals_t t;
     struct rusage ru;
     char v[16][32];
     const char *kv[32];
     size_t n = 0;
 
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        const srv_worker_stats_t *st = &s->workers[i]->st;
-        acc += metrics_counter_get(&st->accepted);
-        for (int r = 1; r < SRV_VERDICT_COUNT; r++) {
-            rej[r] += metrics_counter_get(&st->rejected[r]);
-        }
-        btcp += metrics_counter_get(&st->bytes_tcp);
-        bhttp += metrics_counter_get(&st->bytes_http);
-    }
+    srv_server_totals(s, &t);
     getrusage(RUSAGE_SELF, &ru);
 #define KV(key, fmt, val)                                                                          \
     do {                                                                                           \
@@ -371,7 +360,7 @@ static void summary(srv_server_t *s, int sink_rc)
         kv[2 * n + 1] = v[n];                                                                      \
         n++;                                                                                       \
     } while (0)
-    KV("events_accepted", "%llu", (unsigned long long)acc);
+    KV("events_accepted", "%llu", (unsigned long long)t.accepted);
     static const char *const rk[SRV_VERDICT_COUNT] = {NULL,
                                                       "rejected_parse",
                                                       "rejected_not_object",
@@ -379,10 +368,10 @@ static void summary(srv_server_t *s, int sink_rc)
                                                       "rejected_too_large",
                                                       "rejected_truncated"};
     for (int r = 1; r < SRV_VERDICT_COUNT; r++) {
-        KV(rk[r], "%llu", (unsigned long long)rej[r]);
+        KV(rk[r], "%llu", (unsigned long long)t.rejected[r]);
     }
-    KV("bytes_tcp", "%llu", (unsigned long long)btcp);
-    KV("bytes_http", "%llu", (unsigned long long)bhttp);
+    KV("bytes_tcp", "%llu", (unsigned long long)t.bytes_tcp);
+    KV("bytes_http", "%llu", (unsigned long long)t.bytes_http);
     KV("peak_rss_bytes", "%llu", (unsigned long long)ru.ru_maxrss * 1024ull);
     KV("drain_ms", "%llu", (unsigned long long)(uv_now(&s->ctl_loop) - s->drain_start_ms));
     KV("sink_error", "%s", sink_rc == 0 ? "none" : strerror(-sink_rc));
@@ -613,60 +602,61 @@ static void write_types(srv_server_t *s, metrics_writer_t *w)
     mem_free(t);
 }
 
-void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
+void srv_server_totals(srv_server_t *s, srv_totals_t *t)
 {
-    uint64_t acc = 0, btcp = 0, bhttp = 0, ctotal = 0, crefused = 0, oversize = 0;
-    uint64_t idle = 0, pauses = 0, sinkfail = 0;
-    uint64_t rej[SRV_VERDICT_COUNT] = {0};
-    int64_t active = 0;
-    metrics_hist_t trim;
-    char label[128];
-
-    metrics_hist_init(&trim, trim_bounds, NTRIM_BOUNDS);
+    memset(t, 0, sizeof(*t));
+    metrics_hist_init(&t->trim, trim_bounds, NTRIM_BOUNDS);
     for (unsigned i = 0; i < s->nworkers; i++) {
         const srv_worker_stats_t *st = &s->workers[i]->st;
-        acc += metrics_counter_get(&st->accepted);
+        t->accepted += metrics_counter_get(&st->accepted);
         for (int r = 1; r < SRV_VERDICT_COUNT; r++) {
-            rej[r] += metrics_counter_get(&st->rejected[r]);
+            t->rejected[r] += metrics_counter_get(&st->rejected[r]);
         }
-        btcp += metrics_counter_get(&st->bytes_tcp);
-        bhttp += metrics_counter_get(&st->bytes_http);
-        ctotal += metrics_counter_get(&st->conns_total);
-        crefused += metrics_counter_get(&st->conns_refused);
-        oversize += metrics_counter_get(&st->oversize);
-        idle += metrics_counter_get(&st->idle_closed);
-        pauses += metrics_counter_get(&st->read_pauses);
-        sinkfail += metrics_counter_get(&st->sink_failures);
-        active += metrics_gauge_get(&st->conns_active);
-        metrics_hist_merge(&trim, &st->trim);
+        t->bytes_tcp += metrics_counter_get(&st->bytes_tcp);
+        t->bytes_http += metrics_counter_get(&st->bytes_http);
+        t->conns_total += metrics_counter_get(&st->conns_total);
+        t->conns_refused += metrics_counter_get(&st->conns_refused);
+        t->conns_timed_out += metrics_counter_get(&st->idle_closed);
+        t->read_pauses += metrics_counter_get(&st->read_pauses);
+        t->sink_failures += metrics_counter_get(&st->sink_failures);
+        t->oversize += metrics_counter_get(&st->oversize);
+        t->conns_active += metrics_gauge_get(&st->conns_active);
+        metrics_hist_merge(&t->trim, &st->trim);
     }
+}
 
+void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
+{
+    srv_totals_t t;
+    char label[128];
+
+    srv_server_totals(s, &t);
     metrics_family(w, "ingestd_events_accepted_total", "counter",
                    "Events that passed validation and reached the sink.");
-    metrics_sample_u64(w, "ingestd_events_accepted_total", NULL, acc);
+    metrics_sample_u64(w, "ingestd_events_accepted_total", NULL, t.accepted);
     metrics_family(w, "ingestd_events_rejected_total", "counter", "Events rejected, by reason.");
     for (int r = 1; r < SRV_VERDICT_COUNT; r++) {
         snprintf(label, sizeof(label), "reason=\"%s\"", srv_verdict_name((srv_verdict_t)r));
-        metrics_sample_u64(w, "ingestd_events_rejected_total", label, rej[r]);
+        metrics_sample_u64(w, "ingestd_events_rejected_total", label, t.rejected[r]);
     }
     write_types(s, w);
     metrics_family(w, "ingestd_bytes_received_total", "counter",
                    "Bytes read from ingest clients, by transport.");
-    metrics_sample_u64(w, "ingestd_bytes_received_total", "transport=\"tcp\"", btcp);
-    metrics_sample_u64(w, "ingestd_bytes_received_total", "transport=\"http\"", bhttp);
+    metrics_sample_u64(w, "ingestd_bytes_received_total", "transport=\"tcp\"", t.bytes_tcp);
+    metrics_sample_u64(w, "ingestd_bytes_received_total", "transport=\"http\"", t.bytes_http);
     metrics_family(w, "ingestd_connections_active", "gauge", "Open ingest connections.");
-    metrics_sample_i64(w, "ingestd_connections_active", NULL, active);
+    metrics_sample_i64(w, "ingestd_connections_active", NULL, t.conns_active);
     metrics_family(w, "ingestd_connections_total", "counter", "Ingest connections accepted.");
-    metrics_sample_u64(w, "ingestd_connections_total", NULL, ctotal);
+    metrics_sample_u64(w, "ingestd_connections_total", NULL, t.conns_total);
     metrics_family(w, "ingestd_connections_refused_total", "counter",
                    "Connections closed at once because --max-connections were open.");
-    metrics_sample_u64(w, "ingestd_connections_refused_total", NULL, crefused);
+    metrics_sample_u64(w, "ingestd_connections_refused_total", NULL, t.conns_refused);
     metrics_family(w, "ingestd_connections_timed_out_total", "counter",
                    "Connections closed by the idle, header or body timeout.");
-    metrics_sample_u64(w, "ingestd_connections_timed_out_total", NULL, idle);
+    metrics_sample_u64(w, "ingestd_connections_timed_out_total", NULL, t.conns_timed_out);
     metrics_family(w, "ingestd_read_pauses_total", "counter",
                    "Times a worker paused reading (sink behind or memory limit).");
-    metrics_sample_u64(w, "ingestd_read_pauses_total", NULL, pauses);
+    metrics_sample_u64(w, "ingestd_read_pauses_total", NULL, t.read_pauses);
 
     mem_stats_t ms;
     mem_stats(&ms);
@@ -700,12 +690,12 @@ void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
     metrics_sample_u64(w, "ingestd_pool_trims_total", NULL, ps.trims);
     metrics_family(w, "ingestd_pool_oversize_total", "counter",
                    "TCP events larger than one block (assembled on the heap or too large).");
-    metrics_sample_u64(w, "ingestd_pool_oversize_total", NULL, oversize);
+    metrics_sample_u64(w, "ingestd_pool_oversize_total", NULL, t.oversize);
     metrics_family(w, "ingestd_pool_blocks", "gauge", "Pool blocks by state.");
     metrics_sample_i64(w, "ingestd_pool_blocks", "state=\"in_use\"", ps.in_use);
     metrics_sample_i64(w, "ingestd_pool_blocks", "state=\"idle\"", ps.idle);
     metrics_hist_write(w, "ingestd_pool_trim_duration_seconds",
-                       "Time each pool trim cycle took (per worker).", &trim);
+                       "Time each pool trim cycle took (per worker).", &t.trim);
 
     srv_sink_stats_t ss = {0};
     if (!s->sink_closed) {
@@ -729,7 +719,7 @@ void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
     metrics_sample_u64(w, "ingestd_sink_stalls_total", NULL, ss.stalls);
     metrics_family(w, "ingestd_sink_append_failures_total", "counter",
                    "Valid events the sink could not keep (no memory), counted as too_large.");
-    metrics_sample_u64(w, "ingestd_sink_append_failures_total", NULL, sinkfail);
+    metrics_sample_u64(w, "ingestd_sink_append_failures_total", NULL, t.sink_failures);
 
     metrics_family(w, "ingestd_memory_limit_exceeded", "gauge",
                    "1 while live bytes are above --memory-limit and reading is paused.");

@@ -133,6 +133,24 @@ struct srv_server {
     char admin_text[80];
 };
 
+/* Every worker's counters summed (one consistent-enough read: relaxed loads, no lock), for
+ * /metrics, the shutdown summary and later /debug/vars. Any thread. */
+typedef struct {
+    uint64_t accepted;
+    uint64_t rejected[SRV_VERDICT_COUNT]; /* index: srv_verdict_t; [0] unused */
+    uint64_t bytes_tcp;
+    uint64_t bytes_http;
+    uint64_t conns_total;
+    uint64_t conns_refused;
+    uint64_t conns_timed_out;
+    uint64_t read_pauses;
+    uint64_t sink_failures;
+    uint64_t oversize;
+    int64_t conns_active;
+    metrics_hist_t trim; /* merged trim-duration histogram */
+} srv_totals_t;
+void srv_server_totals(srv_server_t *s, srv_totals_t *out);
+
 /* worker.c */
 /* Initialises w->wake on w->loop (before the loop's thread starts). Returns 0 or a libuv error. */
 int srv_worker_init_handles(srv_worker_t *w);
