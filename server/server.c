@@ -621,6 +621,9 @@ void srv_server_totals(srv_server_t *s, srv_totals_t *t)
         t->sink_failures += metrics_counter_get(&st->sink_failures);
         t->oversize += metrics_counter_get(&st->oversize);
         t->conns_active += metrics_gauge_get(&st->conns_active);
+        for (int k = 0; k < SRV_HTTP_CODES; k++) {
+            t->http_responses[k] += metrics_counter_get(&st->http_responses[k]);
+        }
         metrics_hist_merge(&t->trim, &st->trim);
     }
 }
@@ -654,6 +657,16 @@ void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
     metrics_family(w, "ingestd_connections_timed_out_total", "counter",
                    "Connections closed by the idle, header or body timeout.");
     metrics_sample_u64(w, "ingestd_connections_timed_out_total", NULL, t.conns_timed_out);
+    metrics_family(w, "ingestd_http_responses_total", "counter",
+                   "Responses on the HTTP ingest port, by status code (other: the rest).");
+    for (int k = 0; k < SRV_HTTP_CODES; k++) {
+        if (srv_http_codes[k] != 0) {
+            snprintf(label, sizeof(label), "code=\"%d\"", srv_http_codes[k]);
+        } else {
+            snprintf(label, sizeof(label), "code=\"other\"");
+        }
+        metrics_sample_u64(w, "ingestd_http_responses_total", label, t.http_responses[k]);
+    }
     metrics_family(w, "ingestd_read_pauses_total", "counter",
                    "Times a worker paused reading (sink behind or memory limit).");
     metrics_sample_u64(w, "ingestd_read_pauses_total", NULL, t.read_pauses);

@@ -19,6 +19,10 @@
 
 #define SRV_CACHE_LINE 64
 
+/* HTTP response codes counted one by one on ingest ports; others count as "other". */
+#define SRV_HTTP_CODES 10
+extern const int srv_http_codes[SRV_HTTP_CODES]; /* 0 = other */
+
 /* One worker's counters: written by its loop thread only (metrics.h single-writer shards), read
  * by the scraper. Padded on both sides so no other thread's data shares its cache lines. */
 typedef struct {
@@ -32,7 +36,8 @@ typedef struct {
     metrics_counter_t idle_closed;
     metrics_counter_t sink_failures; /* srv_sink_append could not keep an event (no memory) */
     metrics_counter_t read_pauses;   /* times reading was paused (sink full or memory limit) */
-    metrics_counter_t oversize;      /* framed lines that outgrew one block (closed conns) */
+    metrics_counter_t oversize;      /* framed lines that outgrew one block */
+    metrics_counter_t http_responses[SRV_HTTP_CODES]; /* index into srv_http_codes */
     metrics_gauge_t conns_active;
     metrics_hist_t trim;
     char pad1[SRV_CACHE_LINE];
@@ -147,6 +152,7 @@ typedef struct {
     uint64_t sink_failures;
     uint64_t oversize;
     int64_t conns_active;
+    uint64_t http_responses[SRV_HTTP_CODES];
     metrics_hist_t trim; /* merged trim-duration histogram */
 } srv_totals_t;
 void srv_server_totals(srv_server_t *s, srv_totals_t *out);

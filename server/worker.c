@@ -239,6 +239,18 @@ static srv_verdict_t http_on_event(void *ctx, const char *data, size_t len, cons
     return ingest(c->w, data, len, detail);
 }
 
+const int srv_http_codes[SRV_HTTP_CODES] = {200, 400, 404, 405, 408, 413, 415, 431, 503, 0};
+
+static void http_on_request_done(void *ctx, int status)
+{
+    srv_conn_t *c = ctx;
+    size_t i = 0;
+    while (i + 1 < SRV_HTTP_CODES && srv_http_codes[i] != status) {
+        i++;
+    }
+    metrics_counter_add(&c->w->st.http_responses[i], 1);
+}
+
 static int http_shedding(void *ctx)
 {
     srv_conn_t *c = ctx;
@@ -464,7 +476,7 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
             .on_get = http_on_get,
             .shedding = w->control ? NULL : http_shedding,
             .send = http_send,
-            .on_request_done = NULL,
+            .on_request_done = w->control ? NULL : http_on_request_done,
         };
         uv_tcp_nodelay(&c->handle, 1);
         srv_http_init(&c->http, &lim, &cbs, c);

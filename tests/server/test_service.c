@@ -317,6 +317,7 @@ static void test_slow_sink_pauses_reading_bounds_memory_and_sheds_http(void **st
     assert_int_equal(ih_http_status(resp), 503);
     assert_non_null(strstr(resp, "Retry-After:"));
     free(resp);
+    assert_true(ih_metric(s.admin_port, "ingestd_http_responses_total{code=\"503\"}") == 1);
     double live1 = ih_metric(s.admin_port, "ingestd_memstats_alloc_bytes");
     assert_true(live1 - live0 < 8.0 * 1024 * 1024);
     assert_true(ih_metric(s.admin_port, "ingestd_events_accepted_total") < (double)b.n);
