@@ -2,6 +2,8 @@
  * charged at its usable size into per-thread cache-line-padded slots (Redis zmalloc style). */
 #include "mem.h"
 
+#include "allocprof.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
@@ -144,8 +146,10 @@ static inline void bump(slot_t *s, _Atomic uint64_t *c, uint64_t n)
 static inline void charge_alloc(void *p)
 {
     slot_t *s = slot_get();
+    size_t usable = a_usable(p);
     bump(s, &s->mallocs, 1);
-    bump(s, &s->bytes_alloc, a_usable(p));
+    bump(s, &s->bytes_alloc, usable);
+    allocprof_on_alloc(p, usable);
 }
 
 static int fail_slow(void)
@@ -275,11 +279,13 @@ void *mem_realloc(void *ptr, size_t size)
     }
     size_t old_usable = a_usable(ptr);
     uintptr_t old_addr = (uintptr_t)ptr;
+    allocprof_on_free(ptr, old_usable); /* before the allocator may hand the address out again */
     void *q = a_realloc(ptr, size);
     if (q == NULL) {
-        return NULL; /* ptr untouched */
+        return NULL; /* ptr untouched (no longer in the allocation profile) */
     }
     size_t new_usable = a_usable(q);
+    allocprof_on_alloc(q, new_usable);
     slot_t *s = slot_get();
     if ((uintptr_t)q != old_addr) {
         bump(s, &s->mallocs, 1);
@@ -300,8 +306,10 @@ void mem_free(void *ptr)
         return;
     }
     slot_t *s = slot_get();
+    size_t usable = a_usable(ptr);
     bump(s, &s->frees, 1);
-    bump(s, &s->bytes_freed, a_usable(ptr));
+    bump(s, &s->bytes_freed, usable);
+    allocprof_on_free(ptr, usable); /* before the allocator may hand the address out again */
     a_free(ptr);
 }
 
