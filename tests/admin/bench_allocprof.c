@@ -3,7 +3,7 @@
  * on at a rate. Usage: admin_bench_allocprof plain|off|RATE [ITERATIONS]. Prints one line:
  * mode, iterations, CPU ns per pair (thread CPU clock), samples taken (with one block
  * sampled and kept alive through the run when on, as in a real process). Run it under callgrind
- * with --toggle-collect=loop_* for instruction counts (see /tmp/notes/admin-bench.md). */
+ * with --toggle-collect=loop_* for instruction counts (see BENCHMARKS.md). */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
