@@ -64,6 +64,8 @@ panel("Connections opened and refused / s", "ingestd_connections_total (accepted
       [(f'sum by (instance) (rate({s("ingestd_connections_total")}{RI}))', 'opened {{instance}}'),
        (f'sum by (instance) (rate({s("ingestd_connections_refused_total")}{RI}))', 'refused {{instance}}')], 'ops')
 
+panel("HTTP responses / s by code", "ingestd_http_responses_total{code} on the HTTP ingest port. 503: shedding (sink behind or memory limit), with Retry-After; 413/431: limits; 400/415: malformed requests.",
+      [(f'sum by (code) (rate({s("ingestd_http_responses_total")}{RI}))', '{{code}}')], 'reqps')
 panel("Connections timed out / s", "ingestd_connections_timed_out_total: closed by --idle-timeout, --header-timeout or --body-timeout.",
       [(f'sum by (instance) (rate({s("ingestd_connections_timed_out_total")}{RI}))', '{{instance}}')], 'ops')
 
@@ -125,8 +127,9 @@ panel("Uptime", "time since process_start_time_seconds. A reset means a restart.
       [(f'time() - {s("process_start_time_seconds")}', '{{instance}}')], 's', ptype='stat')
 panel("Scrape health", "up: 1 when Prometheus scraped the target. IngestdScrapeDown fires after 2 minutes at 0.",
       [(f'up{SEL}', '{{instance}}')], 'short', ptype='stat')
-panel("Build", "ingestd_build_info{version, allocator, pool}: what each instance runs.",
-      [(f'ingestd_build_info{SEL}', '')], 'short', ptype='table', w=24, h=6)
+panel("Build", "ingestd_build_info{version, allocator, pool}: what each instance runs; ingestd_allocator_verified: 1 when a probe allocation at start came from the allocator --allocator names.",
+      [(f'ingestd_build_info{SEL}', ''),
+       (f'ingestd_allocator_verified{SEL}', '')], 'short', ptype='table', w=24, h=6)
 
 dash = {
   "title": "ingestd",

@@ -54,6 +54,8 @@ EXTRA = {
     "ingestd_sink_pending_bytes": "gauge",
     "ingestd_sink_write_errors_total": "counter",
     "ingestd_sink_stalls_total": "counter",
+    "ingestd_http_responses_total": "counter",
+    "ingestd_allocator_verified": "gauge",
 }
 KNOWN = dict(CONTRACT, **EXTRA)
 # Series Prometheus itself adds, which queries may use besides the contract.
