@@ -131,6 +131,25 @@ static void big_append(srv_frame_t *f, const char *p, size_t n, const srv_frame_
     f->big_len += n;
 }
 
+/* Carries a partial line of rest bytes to the front of a fresh block, so that every read lands
+ * in a block of its own: from the cache when pooled, from malloc(4096) when naive (the pool's
+ * mode is the only difference between the two). Without a fresh block it moves in place. */
+static void carry(srv_frame_t *f, const char *line, size_t rest)
+{
+    f->len = rest;
+    if (rest == 0) {
+        return;
+    }
+    char *nb = pool_get(f->cache);
+    if (nb == NULL) {
+        memmove(f->block, line, rest);
+        return;
+    }
+    memcpy(nb, line, rest);
+    pool_put(f->cache, f->block);
+    f->block = nb;
+}
+
 static void put_block_if_empty(srv_frame_t *f)
 {
     if (f->block != NULL && f->len == 0) {
@@ -177,10 +196,7 @@ void srv_frame_commit(srv_frame_t *f, size_t n, const srv_frame_ops_t *ops, void
         f->len = 0;
         big_append(f, line, rest, ops, ctx);
     } else {
-        if (line != f->block && rest > 0) {
-            memmove(f->block, line, rest);
-        }
-        f->len = rest;
+        carry(f, line, rest);
     }
     put_block_if_empty(f);
 }

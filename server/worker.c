@@ -459,8 +459,9 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
     c->last_active = uv_now(w->loop);
     c->phase_start = c->last_active;
     if (kind == SRV_CONN_TCP) {
-        srv_frame_init(&c->frame, w->cache, s->cfg.max_event_bytes, &w->stock, mem_realloc,
-                       mem_free);
+        /* Naive mode allocates every assembly buffer afresh: no stock. */
+        srv_frame_stock_t *stock = s->cfg.pool ? &w->stock : NULL;
+        srv_frame_init(&c->frame, w->cache, s->cfg.max_event_bytes, stock, mem_realloc, mem_free);
     } else {
         srv_http_limits_t lim = {
             .max_header_bytes = s->cfg.max_header_bytes,
