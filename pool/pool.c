@@ -59,7 +59,7 @@ struct pool_cache {
 };
 
 struct pool {
-    pool_mode_t mode;
+    _Atomic int mode; /* pool_mode_t; pool_set_mode changes it at any time (relaxed) */
     bool free_on_put;
     _Atomic int retain_percent;
     void *(*alloc_fn)(size_t);
@@ -211,7 +211,7 @@ int pool_create(const pool_config_t *cfg, pool_t **out)
         return -ENOMEM;
     }
     memset(p, 0, sizeof(*p));
-    p->mode = cfg->mode;
+    atomic_init(&p->mode, (int)cfg->mode);
     p->free_on_put = cfg->free_on_put != 0;
     atomic_init(&p->retain_percent, cfg->retain_percent);
     p->alloc_fn = alloc_fn;
@@ -352,7 +352,7 @@ void *pool_get(pool_cache_t *c)
     idle_block_t *b;
     int64_t in_use;
 
-    if (c->pool->mode == POOL_MODE_NAIVE) {
+    if (pool_mode(c->pool) == POOL_MODE_NAIVE) {
         b = get_fresh(c);
         if (b == NULL) {
             return NULL;
@@ -419,7 +419,7 @@ void pool_put(pool_cache_t *c, void *block)
     }
     add(&c->ctr.puts, 1);
     add_s(&c->ctr.in_use, -1);
-    if (c->pool->mode == POOL_MODE_NAIVE || c->pool->free_on_put) {
+    if (pool_mode(c->pool) == POOL_MODE_NAIVE || c->pool->free_on_put) {
         c->pool->free_fn(b);
         add(&c->ctr.released, 1);
         return;
@@ -479,8 +479,17 @@ size_t pool_cache_trim(pool_cache_t *c)
     int retain = pool_retain(p);
     size_t released = 0;
 
+    pool_mode_t mode = pool_mode(p);
     /* Any negative retain (POOL_RETAIN_OFF or a bad pool_set_retain value) releases nothing. */
-    if (p->mode == POOL_MODE_POOLED && retain >= 0) {
+    if (mode == POOL_MODE_NAIVE && (c->primary != NULL || c->victim != NULL)) {
+        /* Switched to naive with blocks still cached: naive mode keeps none idle. */
+        released += free_list(p, c->victim);
+        released += free_list(p, c->primary);
+        c->victim = c->primary = NULL;
+        c->victim_n = c->primary_n = 0;
+        set_s(&c->ctr.idle, 0);
+        released += depot_age(p, trims);
+    } else if (mode == POOL_MODE_POOLED && retain >= 0) {
         int64_t peak = ld_s(&c->ctr.peak_in_use);
         size_t cap = peak > 0 ? (size_t)peak * (size_t)retain / 100 : 0;
 
@@ -516,7 +525,16 @@ int pool_retain(const pool_t *p)
 
 pool_mode_t pool_mode(const pool_t *p)
 {
-    return p->mode;
+    return (pool_mode_t)atomic_load_explicit(&((pool_t *)p)->mode, memory_order_relaxed);
+}
+
+int pool_set_mode(pool_t *p, pool_mode_t mode)
+{
+    if (mode != POOL_MODE_POOLED && mode != POOL_MODE_NAIVE) {
+        return -EINVAL;
+    }
+    atomic_store_explicit(&p->mode, (int)mode, memory_order_relaxed);
+    return 0;
 }
 
 void pool_cache_stats(const pool_cache_t *c, pool_stats_t *out)

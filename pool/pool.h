@@ -90,14 +90,23 @@ void pool_put(pool_cache_t *c, void *block);
  * the depot, once per trim epoch (the highest trim count any cache has reached), so batches
  * left there are released two epochs later. Returns blocks released (the depot's included,
  * counted in this cache's released). Under POOL_RETAIN_OFF, and in naive mode, a trim releases
- * nothing and ages nothing: it resets the peak and counts and times itself. Owner thread. */
+ * nothing and ages nothing: it resets the peak and counts and times itself (naive mode with
+ * idle blocks left from pooled mode: see pool_set_mode). Owner thread. */
 size_t pool_cache_trim(pool_cache_t *c);
 
 /* Changes the retain percent for later trims. Any thread (relaxed atomic). */
 void pool_set_retain(pool_t *p, int retain_percent);
 int pool_retain(const pool_t *p);
 
+/* The mode gets and puts follow now. Any thread (relaxed atomic). */
 pool_mode_t pool_mode(const pool_t *p);
+
+/* Switches every cache's gets and puts to mode, from their next call on (relaxed atomic: a
+ * thread sees the change soon, not at once). Blocks come from alloc_fn in both modes, so a
+ * block got in either mode may be put in either: naive puts free it, pooled puts cache it.
+ * After a switch to naive, the next trim of each cache frees the blocks it still holds idle
+ * (and ages the depot as usual). Any thread. Returns 0, or -EINVAL for an unknown mode. */
+int pool_set_mode(pool_t *p, pool_mode_t mode);
 
 /* Reads one cache's counters without locks. Any thread (relaxed atomic loads). */
 void pool_cache_stats(const pool_cache_t *c, pool_stats_t *out);
