@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mem.h"
+#include "memtrace.h"
 #include "pool.h"
 #include "sink.h"
 
@@ -35,6 +36,8 @@ typedef enum {
     K_RETAIN,       /* int, PERCENT|off */
     K_SINK,         /* char sink[] */
     K_LOGFMT,       /* srv_log_format_t */
+    K_ALLOW,        /* srv_allow_t */
+    K_SWITCH,       /* int; "--name" alone means on, "--name=off" off */
 } kind_t;
 
 typedef struct {
@@ -56,7 +59,9 @@ static const flag_t flags[] = {
     {"tcp", "HOST:PORT|off", K_ADDR_OFF, F(tcp), 0, 0, "NDJSON over TCP listen address"},
     {"http", "HOST:PORT|off", K_ADDR_OFF, F(http), 0, 0, "HTTP ingest listen address"},
     {"admin", "HOST:PORT|off", K_ADDR_OFF, F(admin), 0, 0,
-     "control listener: /metrics, /healthz, /readyz"},
+     "control listener: /metrics, /healthz, /readyz, /debug/*"},
+    {"admin-allow", "CIDR[,CIDR]", K_ALLOW, F(admin_allow), 0, 0,
+     "peers the admin listener answers, IPv4 and IPv6; others get 403"},
     {"workers", "N", K_UINT, F(workers), 1, 1024, "worker threads (default: usable CPUs)"},
     {"pool", "on|off", K_BOOL, F(pool), 0, 0, "pooled blocks and per-event arena (off: naive)"},
     {"allocator", "libc|mimalloc", K_ALLOCATOR, F(allocator), 0, 0,
@@ -85,6 +90,10 @@ static const flag_t flags[] = {
     {"shutdown-timeout", "DURATION", K_DURATION, F(shutdown_timeout_ms), 1, 3600 * MS_PER_S,
      "longest drain on SIGTERM/SIGINT"},
     {"log-format", "text|json", K_LOGFMT, F(log_format), 0, 0, "stderr log format"},
+    {"alloc-profile-rate", "BYTES|off", K_BYTES_OFF, F(alloc_profile_rate), 1, GIB,
+     "sample about one allocation per BYTES for /debug/allocs (suggested 512KiB)"},
+    {"memtrace", "[on|off]", K_SWITCH, F(memtrace), 0, 0,
+     "one line per trim cycle on stderr (also INGESTD_DEBUG=memtrace=1)"},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -124,7 +133,13 @@ void srv_config_defaults(srv_config_t *cfg)
     cfg->memory_limit = 0;
     cfg->shutdown_timeout_ms = 10 * MS_PER_S;
     cfg->log_format = SRV_LOG_TEXT;
+    srv_allow_default(&cfg->admin_allow);
+    cfg->alloc_profile_rate = 0;
+    cfg->memtrace = 0;
 }
+
+/* The last --admin-allow error (config parsing is single-threaded). */
+static char allow_err[SRV_ALLOW_ERRLEN];
 
 /* ---- pure parsers ---- */
 
@@ -387,7 +402,11 @@ static void format_value(const srv_config_t *cfg, const flag_t *f, char *buf, si
         break;
     }
     case K_BOOL:
+    case K_SWITCH:
         snprintf(buf, sz, "%s", *(const int *)(base + f->off) ? "on" : "off");
+        break;
+    case K_ALLOW:
+        srv_allow_format(&cfg->admin_allow, buf, sz);
         break;
     case K_ALLOCATOR:
         snprintf(buf, sz, "%s", cfg->allocator == MEM_ALLOCATOR_MIMALLOC ? "mimalloc" : "libc");
@@ -445,6 +464,9 @@ static void allowed_text(const flag_t *f, char *buf, size_t sz)
     case K_SINK:
         snprintf(buf, sz, "%s", SRV_SINK_SPEC_ALLOWED);
         break;
+    case K_ALLOW:
+        snprintf(buf, sz, "%s", allow_err);
+        break;
     default:
         snprintf(buf, sz, "%s", f->metavar);
         break;
@@ -491,7 +513,10 @@ static int apply(srv_config_t *cfg, const flag_t *f, const char *v)
         *(uint64_t *)(base + f->off) = u;
         return 0;
     case K_BOOL:
+    case K_SWITCH:
         return srv_parse_bool(v, (int *)(base + f->off));
+    case K_ALLOW:
+        return srv_allow_parse(v, &cfg->admin_allow, allow_err);
     case K_ALLOCATOR:
         if (strcmp(v, "libc") == 0) {
             cfg->allocator = MEM_ALLOCATOR_LIBC;
@@ -561,9 +586,13 @@ static const flag_t *find_flag(const char *name, size_t len)
 
 static void bad_value(FILE *err, const flag_t *f, const char *v, const char *from)
 {
-    char allowed[160];
+    char allowed[SRV_ALLOW_ERRLEN + 40];
 
     allowed_text(f, allowed, sizeof(allowed));
+    if (f->kind == K_ALLOW) {
+        fprintf(err, "ingestd: invalid value \"%s\" for --%s%s: %s\n", v, f->name, from, allowed);
+        return;
+    }
     fprintf(err, "ingestd: invalid value \"%s\" for --%s%s: allowed: %s\n", v, f->name, from,
             allowed);
 }
@@ -609,6 +638,11 @@ srv_config_result_t srv_config_parse(srv_config_t *cfg, int argc, char **argv, c
             }
         }
     }
+    for (char **e = envp; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, "INGESTD_DEBUG=", 14) == 0 && srv_debug_memtrace(*e + 14)) {
+            cfg->memtrace = 1;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -635,6 +669,8 @@ srv_config_result_t srv_config_parse(srv_config_t *cfg, int argc, char **argv, c
         const char *v;
         if (eq != NULL) {
             v = eq + 1;
+        } else if (f->kind == K_SWITCH) {
+            v = "on";
         } else if (i + 1 < argc) {
             v = argv[++i];
         } else {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "allow.h"
+
 /* A listen address: "HOST:PORT", "[V6]:PORT", ":PORT" (all IPv4 interfaces) or "off". */
 typedef struct {
     int enabled;
@@ -41,6 +43,9 @@ typedef struct {
     uint64_t memory_limit;
     uint64_t shutdown_timeout_ms;
     srv_log_format_t log_format;
+    srv_allow_t admin_allow;     /* peers the admin listener answers (others: 403) */
+    uint64_t alloc_profile_rate; /* bytes per sampled allocation, 0: off */
+    int memtrace;                /* 1: a memtrace line per trim cycle on stderr */
 } srv_config_t;
 
 /* Fills cfg with every default (workers = usable CPUs). */
@@ -53,8 +58,9 @@ typedef enum {
     SRV_CONFIG_ERROR = 2,   /* one line was written to err: exit 2 */
 } srv_config_result_t;
 
-/* Applies INGESTD_* variables from envp (NULL-terminated "NAME=value" list, may be NULL), then
- * argv (flags win), over the defaults already in cfg. Flags take "--name value" or
+/* Applies INGESTD_* variables (and INGESTD_DEBUG=memtrace=1, like --memtrace) from envp
+ * (NULL-terminated "NAME=value" list, may be NULL), then argv (flags win), over the defaults
+ * already in cfg. Flags take "--name value" or
  * "--name=value". Help and version go to out; a bad flag or value writes one line naming the
  * flag, the value and what is allowed to err. */
 srv_config_result_t srv_config_parse(srv_config_t *cfg, int argc, char **argv, char **envp,

@@ -19,7 +19,7 @@
 /* A carry buffer larger than this is freed at the end of a request. */
 #define CARRY_KEEP_MAX ((size_t)16 * 1024)
 
-enum { ACT_NONE = 0, ACT_EVENTS, ACT_GET, ACT_STATUS };
+enum { ACT_NONE = 0, ACT_EVENTS, ACT_GET, ACT_STATUS, ACT_REQUEST };
 enum { BODY_NDJSON = 0, BODY_JSON_DETECT, BODY_JSON_ARRAY, BODY_JSON_OBJECT };
 /* Array scanner states. */
 enum { A_VALUE_WAIT = 0, A_IN_ELEM, A_IN_STR, A_IN_ESC, A_AFTER, A_JUNK };
@@ -680,7 +680,7 @@ static int on_message_begin(http_parser *p)
     h->status = 0;
     h->flags = 0;
     h->hdr_id = H_OTHER;
-    h->hname_len = h->path_len = h->ctype_len = h->cenc_len = 0;
+    h->hname_len = h->path_len = h->ctype_len = h->cenc_len = h->query_off = 0;
     h->body_bytes = 0;
     h->body_kind = BODY_NDJSON;
     h->scan_state = A_VALUE_WAIT;
@@ -789,7 +789,13 @@ static const char *request_path(srv_http_t *h)
         }
         memmove(h->path, s, strlen(s) + 1); /* on_get is given h->path again later */
     }
-    h->path[strcspn(h->path, "?#")] = '\0';
+    size_t cut = strcspn(h->path, "?#");
+    h->query_off = 0;
+    if (h->path[cut] == '?') {
+        h->query_off = (uint8_t)(cut + 1);
+        h->path[cut + 1 + strcspn(h->path + cut + 1, "#")] = '\0';
+    }
+    h->path[cut] = '\0';
     return h->path;
 }
 
@@ -847,6 +853,8 @@ static int on_headers_complete(http_parser *p)
             h->body_kind = media_is(h->ctype, h->ctype_len, "application/json") ? BODY_JSON_DETECT
                                                                                 : BODY_NDJSON;
         }
+    } else if (path != NULL && h->cbs.on_request != NULL) {
+        h->action = ACT_REQUEST;
     } else if (path == NULL || h->cbs.on_get == NULL) {
         h->status = 404;
     } else if (p->method == HTTP_GET || p->method == HTTP_HEAD) {
@@ -893,6 +901,9 @@ static int on_body(http_parser *p, const char *at, size_t len)
     h->body_bytes += len;
     if (h->action == ACT_EVENTS) {
         body_feed(h, at, len);
+    } else if (h->action == ACT_REQUEST && carry_append(h, at, len, 0) != 0) {
+        send_status(h, 413, "body_too_large", NULL, NULL, 0, 0);
+        return -1;
     }
     return 0;
 }
@@ -913,6 +924,15 @@ static int on_message_complete(http_parser *p)
         } else {
             send_status(h, 404, "not_found", NULL, NULL, 0, keep);
         }
+        break;
+    }
+    case ACT_REQUEST: {
+        srv_http_reply_t r = {0};
+        h->cbs.on_request(h->ctx, http_method_str((enum http_method)h->method), h->path,
+                          h->query_off != 0 ? h->path + h->query_off : "",
+                          h->carry_len > 0 ? h->carry : NULL, h->carry_len, &r);
+        send_get_reply(h, &r, keep);
+        h->carry_len = 0;
         break;
     }
     default:

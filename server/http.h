@@ -83,6 +83,15 @@ typedef struct {
      * == NULL it is a probe (another method was used): return 0 if the path exists (the answer is
      * 405 with "Allow: GET, HEAD"), 404 if not; no side effects. NULL: every such path is 404. */
     int (*on_get)(void *ctx, const char *path, srv_http_reply_t *reply);
+    /* Any request (any method) to a path other than /v1/events, for the admin listener; when
+     * set, on_get is not used. method: http-parser's name ("GET", "HEAD", "PUT", ...); path
+     * without query and fragment; query: the text after '?' without the fragment ("" when
+     * none; path and query together longer than 127 bytes make the path unknown: 404); body:
+     * the whole request body, buffered in the carry buffer (more than max_event_bytes -> 413
+     * and close), NULL when empty. Fill *reply as for on_get (HEAD: its body is not sent).
+     * NULL: on_get decides as above. */
+    void (*on_request)(void *ctx, const char *method, const char *path, const char *query,
+                       const char *body, size_t body_len, srv_http_reply_t *reply);
     /* Nonzero: POST /v1/events is answered 503 with "Retry-After: 1" and its body is discarded
      * unread by on_event (sink behind, memory limit). Asked once per request, when its headers
      * are complete. May be NULL (never shedding). */
@@ -123,6 +132,7 @@ typedef struct {
     uint8_t path_len;
     uint8_t ctype_len;
     uint8_t cenc_len;
+    uint8_t query_off; /* index of the query in path[] after '?', 0: none */
     char hname[20];
     char path[128];
     char ctype[48];

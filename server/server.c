@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "allocprof.h"
 #include "log.h"
 #include "mem.h"
 #include "server_internal.h"
@@ -157,6 +158,23 @@ int srv_server_create(const srv_config_t *cfg, srv_server_t **out)
     snprintf(s->http_text, sizeof(s->http_text), "off");
     snprintf(s->admin_text, sizeof(s->admin_text), "off");
     uv_mutex_init(&s->wake_lock);
+    uv_mutex_init(&s->trim_lock);
+    uv_cond_init(&s->trim_cond);
+    atomic_init(&s->pooled, cfg->pool);
+    atomic_init(&s->trim_interval_ms, cfg->trim_interval_ms);
+    atomic_init(&s->memory_limit, cfg->memory_limit);
+    if (cfg->alloc_profile_rate != 0) {
+        /* Before any worker starts, so every thread takes the rate from its first allocation. */
+        r = allocprof_set_rate(cfg->alloc_profile_rate);
+        if (r != 0) {
+            srv_log("error", "cannot start the allocation profile", "error", strerror(-r), NULL);
+            uv_mutex_destroy(&s->wake_lock);
+            uv_mutex_destroy(&s->trim_lock);
+            uv_cond_destroy(&s->trim_cond);
+            mem_free(s);
+            return r;
+        }
+    }
     s->allocator_verified = verify_allocator();
     if (!s->allocator_verified) {
         srv_log("error", "the allocator serving memory is not the one --allocator names",
@@ -273,12 +291,15 @@ void srv_server_destroy(srv_server_t *s)
     }
     pool_destroy(s->pool);
     uv_mutex_destroy(&s->wake_lock);
+    uv_mutex_destroy(&s->trim_lock);
+    uv_cond_destroy(&s->trim_cond);
+    free(s->admin_body);
     mem_free(s);
 }
 
 /* ---- control loop ---- */
 
-static void wake_all(srv_server_t *s)
+void srv_server_wake_all(srv_server_t *s)
 {
     uv_mutex_lock(&s->wake_lock);
     for (unsigned i = 0; i < s->nworkers; i++) {
@@ -307,8 +328,9 @@ static void begin_drain(srv_server_t *s, const char *why)
     s->drain_start_ms = uv_now(&s->ctl_loop);
     atomic_store(&s->draining, 1);
     uv_timer_stop(&s->mem_timer);
+    uv_timer_stop(&s->trim_timer);
     uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, s->cfg.shutdown_timeout_ms, 0);
-    wake_all(s);
+    srv_server_wake_all(s);
 }
 
 static void announce(srv_server_t *s)
@@ -404,6 +426,7 @@ static void finish(srv_server_t *s)
     close_ctl((uv_handle_t *)&s->sig_hup);
     close_ctl((uv_handle_t *)&s->mem_timer);
     close_ctl((uv_handle_t *)&s->shutdown_timer);
+    srv_control_close(s);
 }
 
 static void on_ctl_async(uv_async_t *a)
@@ -416,6 +439,7 @@ static void on_ctl_async(uv_async_t *a)
         s->exit_code = 1;
         begin_drain(s, "start-up failed");
     }
+    srv_control_poll(s);
     if (!s->announced && ready == s->nworkers) {
         s->announced = 1;
         announce(s);
@@ -447,7 +471,8 @@ static void on_mem_check(uv_timer_t *t)
     mem_stats_t st;
 
     mem_stats(&st);
-    int over = st.alloc_bytes > 0 && (uint64_t)st.alloc_bytes > s->cfg.memory_limit;
+    uint64_t limit = atomic_load(&s->memory_limit);
+    int over = limit != 0 && st.alloc_bytes > 0 && (uint64_t)st.alloc_bytes > limit;
     if (over != atomic_load(&s->mem_over)) {
         char live[32];
         snprintf(live, sizeof(live), "%lld", (long long)st.alloc_bytes);
@@ -456,8 +481,22 @@ static void on_mem_check(uv_timer_t *t)
                                   "alloc_bytes", live, NULL);
         }
         atomic_store(&s->mem_over, over);
-        wake_all(s);
+        srv_server_wake_all(s);
+        if (over) {
+            (void)srv_control_trim_begin(s, SRV_TRIM_LIMIT);
+        }
     }
+}
+
+void srv_server_limit_changed(srv_server_t *s)
+{
+    if (atomic_load(&s->draining)) {
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&s->mem_timer)) {
+        uv_timer_start(&s->mem_timer, on_mem_check, MEM_CHECK_MS, MEM_CHECK_MS);
+    }
+    on_mem_check(&s->mem_timer); /* lifts a pause at once when the limit went up or off */
 }
 
 static void worker_main(void *arg)
@@ -503,6 +542,7 @@ int srv_server_run(srv_server_t *s)
         uv_timer_start(&s->mem_timer, on_mem_check, MEM_CHECK_MS, MEM_CHECK_MS);
     }
     s->started = 1;
+    (void)srv_control_init(s);
     if (srv_worker_setup(s->control) != 0) {
         s->exit_code = 1;
         atomic_fetch_add(&s->failed, 1);
@@ -739,7 +779,10 @@ void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
     metrics_sample_u64(w, "ingestd_memory_limit_exceeded", NULL,
                        (uint64_t)atomic_load(&s->mem_over));
     metrics_family(w, "ingestd_memory_limit_bytes", "gauge", "--memory-limit (0: off).");
-    metrics_sample_u64(w, "ingestd_memory_limit_bytes", NULL, s->cfg.memory_limit);
+    metrics_sample_u64(w, "ingestd_memory_limit_bytes", NULL, atomic_load(&s->memory_limit));
+    metrics_family(w, "ingestd_pool_enabled", "gauge",
+                   "1 while workers pool blocks, 0 in naive mode (live; PUT /debug/config).");
+    metrics_sample_u64(w, "ingestd_pool_enabled", NULL, (uint64_t)atomic_load(&s->pooled));
     metrics_family(w, "ingestd_workers", "gauge", "Worker threads.");
     metrics_sample_u64(w, "ingestd_workers", NULL, s->nworkers);
 
@@ -748,7 +791,9 @@ void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
     metrics_family(w, "ingestd_allocator_verified", "gauge",
                    "1 when a probe allocation came from the allocator --allocator names.");
     metrics_sample_u64(w, "ingestd_allocator_verified", NULL, (uint64_t)s->allocator_verified);
-    metrics_family(w, "ingestd_build_info", "gauge", "Build and memory mode; always 1.");
+    metrics_family(w, "ingestd_build_info", "gauge",
+                   "Build and start-up memory mode (pool: --pool; live mode: "
+                   "ingestd_pool_enabled); always 1.");
     metrics_sample_u64(w, "ingestd_build_info", label, 1);
 
     metrics_process_t pr;

@@ -11,6 +11,7 @@
 #include "event.h"
 #include "frame.h"
 #include "http.h"
+#include "memtrace.h"
 #include "metrics.h"
 #include "pool.h"
 #include "process.h"
@@ -60,6 +61,8 @@ typedef struct srv_conn {
     int reading; /* uv_read_start is in effect */
     int closing; /* uv_close has been called */
     int close_after_write;
+    int denied; /* admin peer outside --admin-allow: 403 written, input discarded, closing */
+    uv_shutdown_t sreq;
     uint64_t last_active; /* uv_now of the last read */
     uint64_t phase_start; /* HTTP: when the current phase began */
     srv_http_phase_t phase;
@@ -103,6 +106,8 @@ struct srv_worker {
     int draining;
     int start_error;
     metrics_writer_t scratch; /* GET reply bodies, freed after each feed */
+    int pooled;               /* this loop's memory mode now (loop thread; follows s->pooled) */
+    _Atomic int trim_req;     /* control -> worker: 0 none, else srv_trim_reason_t + 1 */
     srv_worker_stats_t st;
 };
 
@@ -120,9 +125,10 @@ struct srv_server {
     uv_signal_t sig_hup;
     uv_timer_t mem_timer;
     uv_timer_t shutdown_timer;
-    uv_mutex_t wake_lock; /* orders uv_async_send(wake) against the worker closing it */
-    int started;          /* srv_server_run took over the listening fds */
-    int sink_closed;      /* control thread only */
+    uv_timer_t trim_timer; /* --trim-interval: starts a trim cycle on every worker */
+    uv_mutex_t wake_lock;  /* orders uv_async_send(wake) against the worker closing it */
+    int started;           /* srv_server_run took over the listening fds */
+    int sink_closed;       /* control thread only */
     _Atomic unsigned ready;
     _Atomic unsigned done;
     _Atomic unsigned failed;
@@ -133,6 +139,25 @@ struct srv_server {
     int finished;
     int exit_code;
     uint64_t drain_start_ms;
+    /* The live levers (/debug/config); read by any thread. */
+    _Atomic int pooled;
+    _Atomic uint64_t trim_interval_ms;
+    _Atomic uint64_t memory_limit;
+    /* Trim cycles: the control thread asks every worker (w->trim_req + wake), each answers
+     * under trim_lock; the control finishes the cycle (memtrace line) when all answered. */
+    uv_mutex_t trim_lock;
+    uv_cond_t trim_cond;
+    unsigned trim_answers;  /* under trim_lock */
+    uint64_t trim_released; /* blocks, under trim_lock */
+    uint64_t trim_ns;       /* summed worker trim time, under trim_lock */
+    unsigned trim_expected; /* control thread */
+    int trim_active;        /* control thread */
+    uint64_t trim_cycle;    /* control thread */
+    srv_memtrace_t trim_m;  /* the cycle being run (control thread) */
+    uint64_t start_ns;      /* uv_hrtime at start-up */
+    _Atomic uint64_t admin_requests;
+    _Atomic uint64_t admin_denied;
+    char *admin_body; /* the last admin reply body (control thread; open_memstream) */
     char tcp_text[80];
     char http_text[80];
     char admin_text[80];
@@ -170,6 +195,33 @@ void srv_worker_run(srv_worker_t *w);
 void srv_worker_teardown(srv_worker_t *w);
 /* The wake callback's work: start draining or apply the memory state. Loop thread. */
 void srv_worker_poll_flags(srv_worker_t *w);
+/* GET/HEAD of /metrics, /healthz, /readyz on any listener (http.h on_get contract). */
+int srv_conn_get(srv_conn_t *c, const char *path, srv_http_reply_t *reply);
+/* Worker side of a trim cycle: when the control asked, trims this loop's cache and answers.
+ * Loop thread (also from start_drain, under wake_lock, so no request goes unanswered). */
+void srv_worker_answer_trim(srv_worker_t *w);
+
+/* server.c: wakes every worker not yet closed (any thread); re-reads s->memory_limit after a
+ * change (control thread). */
+void srv_server_wake_all(srv_server_t *s);
+void srv_server_limit_changed(srv_server_t *s);
+
+/* control.c (control thread unless said otherwise) */
+/* Before workers start: allocation profile rate, trim timer, bind warning. Returns 0 or -errno. */
+int srv_control_init(srv_server_t *s);
+/* Starts a trim cycle unless one is running. Returns 1 when started. */
+int srv_control_trim_begin(srv_server_t *s, srv_trim_reason_t reason);
+/* From the control async: finishes a trim cycle every worker has answered. */
+void srv_control_poll(srv_server_t *s);
+/* Stops and closes the control's own handles (drain). */
+void srv_control_close(srv_server_t *s);
+/* The admin listener's http.h on_request callback (ctx: the srv_conn_t). */
+void srv_control_request(void *ctx, const char *method, const char *path, const char *query,
+                         const char *body, size_t body_len, srv_http_reply_t *reply);
+/* 1 when the peer of a just-accepted admin connection is outside --admin-allow (counted and
+ * logged, rate-limited). */
+int srv_control_deny(srv_server_t *s, const uv_tcp_t *conn);
+
 /* Sums of the conns_active shards (any thread). */
 int64_t srv_server_active_conns(srv_server_t *s);
 

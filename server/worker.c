@@ -15,6 +15,11 @@ static srv_ratelimit_t rl_read;
 static srv_ratelimit_t rl_sink;
 static srv_ratelimit_t rl_write;
 
+/* Largest admin request body (PUT /debug/config). */
+#define ADMIN_BODY_MAX (64 * 1024)
+/* How long a denied admin peer may stay connected while its input is discarded. */
+#define DENIED_LINGER_MS 2000
+
 /* Responses pending beyond this make an HTTP connection stop reading until they are written. */
 #define OUT_PAUSE_BYTES (1024 * 1024)
 
@@ -257,9 +262,8 @@ static int http_shedding(void *ctx)
     return should_pause(c->w);
 }
 
-static int http_on_get(void *ctx, const char *path, srv_http_reply_t *reply)
+int srv_conn_get(srv_conn_t *c, const char *path, srv_http_reply_t *reply)
 {
-    srv_conn_t *c = ctx;
     srv_worker_t *w = c->w;
     srv_server_t *s = w->srv;
 
@@ -300,6 +304,11 @@ static int http_on_get(void *ctx, const char *path, srv_http_reply_t *reply)
     return 404;
 }
 
+static int http_on_get(void *ctx, const char *path, srv_http_reply_t *reply)
+{
+    return srv_conn_get(ctx, path, reply);
+}
+
 static void note_phase(srv_conn_t *c)
 {
     srv_http_phase_t p = srv_http_phase(&c->http);
@@ -312,6 +321,10 @@ static void note_phase(srv_conn_t *c)
 static void http_finish_feed(srv_conn_t *c, int close)
 {
     srv_worker_t *w = c->w;
+    if (w->control) {
+        free(w->srv->admin_body); /* the admin reply was copied by http_send */
+        w->srv->admin_body = NULL;
+    }
     if (w->scratch.cap > 64 * 1024) {
         metrics_writer_free(&w->scratch);
         metrics_writer_init(&w->scratch);
@@ -368,6 +381,15 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
         return;
     }
 
+    if (c->denied) {
+        /* Discard unread input so closing sends FIN after the 403, not a reset. */
+        pool_put(w->cache, buf->base);
+        if (n < 0) {
+            conn_close(c);
+        }
+        return;
+    }
+
     /* HTTP (ingest or control) */
     if (n > 0) {
         if (!w->control) {
@@ -416,6 +438,12 @@ static void conn_maybe_resume(srv_conn_t *c)
     }
 }
 
+static void on_denied_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
 static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
 {
     srv_worker_t *w = server->data;
@@ -458,15 +486,33 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
     }
     c->last_active = uv_now(w->loop);
     c->phase_start = c->last_active;
+    if (w->control && srv_control_deny(s, &c->handle)) {
+        /* Outside --admin-allow: a fixed 403, nothing parsed, the input discarded until the
+         * peer closes (or the sweep does, after DENIED_LINGER_MS). */
+        static const char forbidden[] = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; "
+                                        "charset=utf-8\r\nContent-Length: 10\r\nConnection: "
+                                        "close\r\n\r\nforbidden\n";
+        uv_buf_t b = uv_buf_init((char *)forbidden, sizeof(forbidden) - 1);
+        c->denied = 1;
+        c->close_after_write = 1;
+        if (uv_try_write((uv_stream_t *)&c->handle, &b, 1) != (int)b.len ||
+            uv_shutdown(&c->sreq, (uv_stream_t *)&c->handle, on_denied_shutdown) != 0 ||
+            uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) != 0) {
+            conn_close(c);
+            return;
+        }
+        c->reading = 1;
+        return;
+    }
     if (kind == SRV_CONN_TCP) {
         /* Naive mode allocates every assembly buffer afresh: no stock. */
-        srv_frame_stock_t *stock = s->cfg.pool ? &w->stock : NULL;
+        srv_frame_stock_t *stock = w->pooled ? &w->stock : NULL;
         srv_frame_init(&c->frame, w->cache, s->cfg.max_event_bytes, stock, mem_realloc, mem_free);
     } else {
         srv_http_limits_t lim = {
             .max_header_bytes = s->cfg.max_header_bytes,
-            .max_body_bytes = s->cfg.max_body_bytes,
-            .max_event_bytes = s->cfg.max_event_bytes,
+            .max_body_bytes = w->control ? ADMIN_BODY_MAX : s->cfg.max_body_bytes,
+            .max_event_bytes = w->control ? ADMIN_BODY_MAX : s->cfg.max_event_bytes,
             .max_errors = SRV_HTTP_DEFAULT_MAX_ERRORS,
             .realloc_fn = mem_realloc,
             .free_fn = mem_free,
@@ -475,6 +521,7 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
             .on_event = w->control ? NULL : http_on_event,
             .on_reject = on_reject,
             .on_get = http_on_get,
+            .on_request = w->control ? srv_control_request : NULL,
             .shedding = w->control ? NULL : http_shedding,
             .send = http_send,
             .on_request_done = w->control ? NULL : http_on_request_done,
@@ -497,14 +544,57 @@ static void on_http_connection(uv_stream_t *server, int status)
 
 /* ---- timers ---- */
 
-static void on_trim(uv_timer_t *t)
+/* Switches this loop between pooled and naive at a safe point (the wake callback, between
+ * reads): the parse path, and the assembly stock of every TCP connection. Blocks and buffers
+ * taken in either mode come from the same allocator, so they go back correctly after it. */
+static void apply_mode(srv_worker_t *w, int pooled)
 {
-    srv_worker_t *w = t->data;
-    pool_stats_t st;
+    if (w->pooled == pooled) {
+        return;
+    }
+    w->pooled = pooled;
+    srv_process_destroy(&w->proc); /* the arena's blocks go back to the cache */
+    srv_process_init(&w->proc, pooled, w->cache, mem_malloc, mem_free);
+    for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
+        if (c->kind == SRV_CONN_TCP) {
+            c->frame.stock = pooled ? &w->stock : NULL;
+        }
+    }
+    if (!pooled) {
+        srv_frame_stock_destroy(&w->stock);
+        srv_frame_stock_init(&w->stock, mem_free);
+    }
+}
 
-    pool_cache_trim(w->cache);
-    pool_cache_stats(w->cache, &st);
-    metrics_hist_observe_ns(&w->st.trim, st.trim_ns_last);
+void srv_worker_answer_trim(srv_worker_t *w)
+{
+    srv_server_t *s = w->srv;
+    int req = atomic_exchange(&w->trim_req, 0);
+    size_t released = 0;
+    uint64_t t0;
+    uint64_t dt;
+
+    if (req == 0) {
+        return;
+    }
+    t0 = uv_hrtime();
+    if (w->cache != NULL) {
+        released = pool_cache_trim(w->cache);
+        if (req - 1 != SRV_TRIM_TIMER) {
+            /* Limit and admin trims go the whole way: the victim-cache trim releases in two
+             * steps. */
+            released += pool_cache_trim(w->cache);
+        }
+    }
+    dt = uv_hrtime() - t0;
+    metrics_hist_observe_ns(&w->st.trim, dt);
+    uv_mutex_lock(&s->trim_lock);
+    s->trim_answers++;
+    s->trim_released += released;
+    s->trim_ns += dt;
+    uv_cond_signal(&s->trim_cond);
+    uv_mutex_unlock(&s->trim_lock);
+    uv_async_send(&s->ctl_async);
 }
 
 static uint64_t conn_timeout(const srv_conn_t *c, const srv_config_t *cfg, uint64_t *since)
@@ -535,6 +625,10 @@ static void on_sweep(uv_timer_t *t)
         next = c->next;
         uint64_t since;
         uint64_t limit = conn_timeout(c, &w->srv->cfg, &since);
+        if (c->denied) {
+            since = c->phase_start;
+            limit = DENIED_LINGER_MS;
+        }
         if (c->closing || limit == 0 || now - since < limit) {
             continue;
         }
@@ -611,6 +705,7 @@ static void start_drain(srv_worker_t *w)
     close_if_open((uv_handle_t *)&w->trim_timer);
     close_if_open((uv_handle_t *)&w->sweep_timer);
     uv_mutex_lock(&w->srv->wake_lock);
+    srv_worker_answer_trim(w); /* a request sent before the close is answered */
     close_if_open((uv_handle_t *)&w->wake);
     w->wake_closed = 1;
     uv_mutex_unlock(&w->srv->wake_lock);
@@ -627,11 +722,13 @@ void srv_worker_poll_flags(srv_worker_t *w)
         start_drain(w);
         return;
     }
+    if (!w->control) {
+        apply_mode(w, atomic_load(&s->pooled));
+        srv_worker_answer_trim(w);
+    }
     int over = atomic_load(&s->mem_over);
     if (over && !w->mem_paused) {
-        w->mem_paused = 1;
-        pool_cache_trim(w->cache); /* the victim-cache trim releases in two steps */
-        pool_cache_trim(w->cache);
+        w->mem_paused = 1; /* the control's limit trim cycle releases idle blocks */
         pause_tcp_reads(w);
     } else if (!over && w->mem_paused) {
         w->mem_paused = 0;
@@ -674,7 +771,8 @@ int srv_worker_setup(srv_worker_t *w)
         srv_log("error", "pool cache", "error", strerror(-r), NULL);
         return r;
     }
-    srv_process_init(&w->proc, s->cfg.pool, w->cache, mem_malloc, mem_free);
+    w->pooled = atomic_load(&s->pooled);
+    srv_process_init(&w->proc, w->pooled, w->cache, mem_malloc, mem_free);
     if (!w->control) {
         r = srv_sink_writer_create(s->sink, w->loop, on_sink_writable, w, &w->sink_w);
         if (r != 0) {
@@ -698,12 +796,9 @@ int srv_worker_setup(srv_worker_t *w)
     }
     w->listeners_open = 1;
     if (!w->control) {
+        /* Trims are started by the control loop's --trim-interval timer (control.c). */
         uv_timer_init(w->loop, &w->trim_timer);
         w->trim_timer.data = w;
-        if (s->cfg.trim_interval_ms != 0) {
-            uv_timer_start(&w->trim_timer, on_trim, s->cfg.trim_interval_ms,
-                           s->cfg.trim_interval_ms);
-        }
     }
     uv_timer_init(w->loop, &w->sweep_timer);
     w->sweep_timer.data = w;
