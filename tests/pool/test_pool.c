@@ -377,6 +377,54 @@ static void test_naive_mode_allocates_on_get_and_frees_on_put(void **state)
     assert_int_equal(n_alloc, n_free);
 }
 
+static void test_set_mode_switches_both_ways_and_blocks_return_in_either_mode(void **state)
+{
+    pool_t *p = make_pool(POOL_MODE_POOLED, 100);
+    pool_cache_t *c;
+    pool_stats_t s;
+    void *held[4];
+    (void)state;
+
+    assert_int_equal(pool_set_mode(p, (pool_mode_t)7), -EINVAL);
+    assert_int_equal(pool_mode(p), POOL_MODE_POOLED);
+    assert_int_equal(pool_cache_create(p, &c), 0);
+    /* Pooled: two blocks cached, two held across the switch. */
+    for (int i = 0; i < 4; i++) {
+        held[i] = pool_get(c);
+        assert_non_null(held[i]);
+    }
+    pool_put(c, held[2]);
+    pool_put(c, held[3]);
+    size_t frees_before = n_free;
+
+    assert_int_equal(pool_set_mode(p, POOL_MODE_NAIVE), 0);
+    assert_int_equal(pool_mode(p), POOL_MODE_NAIVE);
+    size_t allocs_before = n_alloc;
+    void *b = pool_get(c); /* naive: a fresh block even though two are cached */
+    assert_non_null(b);
+    assert_int_equal(n_alloc - allocs_before, 1);
+    pool_put(c, b);       /* naive put frees */
+    pool_put(c, held[0]); /* a block got in pooled mode, put in naive mode: freed */
+    assert_int_equal(n_free - frees_before, 2);
+    /* The trim frees what pooled mode left cached. */
+    assert_int_equal(pool_cache_trim(c), 2);
+    pool_stats(p, &s);
+    assert_int_equal(s.idle, 0);
+    check_invariants(p);
+
+    assert_int_equal(pool_set_mode(p, POOL_MODE_POOLED), 0);
+    pool_put(c, held[1]); /* got pooled, put pooled after a naive stretch: cached */
+    allocs_before = n_alloc;
+    b = pool_get(c);
+    assert_ptr_equal(b, held[1]);
+    assert_int_equal(n_alloc, allocs_before);
+    pool_put(c, b);
+    check_invariants(p);
+    pool_cache_destroy(c);
+    pool_destroy(p);
+    assert_int_equal(n_alloc, n_free);
+}
+
 static void test_free_on_put_frees_instead_of_caching(void **state)
 {
     pool_config_t cfg;
@@ -636,6 +684,8 @@ int main(void)
                                reset_counts),
         cmocka_unit_test_setup(test_retain_off_never_releases, reset_counts),
         cmocka_unit_test_setup(test_naive_mode_allocates_on_get_and_frees_on_put, reset_counts),
+        cmocka_unit_test_setup(test_set_mode_switches_both_ways_and_blocks_return_in_either_mode,
+                               reset_counts),
         cmocka_unit_test_setup(test_free_on_put_frees_instead_of_caching, reset_counts),
         cmocka_unit_test_setup(test_full_cache_spills_batches_another_cache_takes, reset_counts),
         cmocka_unit_test_setup(test_destroyed_cache_hands_blocks_to_depot_which_drains,
