@@ -67,7 +67,7 @@ FLAGS = [
     "tcp", "http", "admin", "admin-allow", "workers", "pool", "allocator", "pool-retain",
     "trim-interval", "max-event-bytes", "max-body-bytes", "max-header-bytes", "max-connections",
     "idle-timeout", "header-timeout", "body-timeout", "sink", "memory-limit", "shutdown-timeout",
-    "log-format", "memtrace",
+    "log-format", "memtrace", "alloc-profile-rate",
 ]
 
 
