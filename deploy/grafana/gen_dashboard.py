@@ -127,9 +127,10 @@ panel("Uptime", "time since process_start_time_seconds. A reset means a restart.
       [(f'time() - {s("process_start_time_seconds")}', '{{instance}}')], 's', ptype='stat')
 panel("Scrape health", "up: 1 when Prometheus scraped the target. IngestdScrapeDown fires after 2 minutes at 0.",
       [(f'up{SEL}', '{{instance}}')], 'short', ptype='stat')
-panel("Build", "ingestd_build_info{version, allocator, pool}: what each instance runs; ingestd_allocator_verified: 1 when a probe allocation at start came from the allocator --allocator names.",
+panel("Build", "ingestd_build_info{version, allocator, pool}: what each instance runs; ingestd_allocator_verified: 1 when a probe allocation at start came from the allocator --allocator names; ingestd_pool_enabled: the pooling lever now (PUT /debug/config can change it after start, build_info's pool label cannot follow).",
       [(f'ingestd_build_info{SEL}', ''),
-       (f'ingestd_allocator_verified{SEL}', '')], 'short', ptype='table', w=24, h=6)
+       (f'ingestd_allocator_verified{SEL}', ''),
+       (f'ingestd_pool_enabled{SEL}', '')], 'short', ptype='table', w=24, h=6)
 
 dash = {
   "title": "ingestd",

@@ -56,6 +56,7 @@ EXTRA = {
     "ingestd_sink_stalls_total": "counter",
     "ingestd_http_responses_total": "counter",
     "ingestd_allocator_verified": "gauge",
+    "ingestd_pool_enabled": "gauge",
 }
 KNOWN = dict(CONTRACT, **EXTRA)
 # Series Prometheus itself adds, which queries may use besides the contract.
