@@ -969,6 +969,74 @@ static void test_init_rejects_missing_send(void **state)
     assert_int_equal(srv_http_init(&h, NULL, NULL, NULL), -22);
 }
 
+/* ---- on_request (the admin listener) ---- */
+
+static void on_request(void *ctx, const char *method, const char *path, const char *query,
+                       const char *body, size_t body_len, srv_http_reply_t *reply)
+{
+    conn_t *c = ctx;
+    buf_fmt(&c->log, "req %s %s ?%s %zu:", method, path, query, body_len);
+    if (body != NULL) {
+        buf_add(&c->log, body, body_len);
+    }
+    buf_add(&c->log, "\n", 1);
+    reply->status = strcmp(path, "/x") == 0 ? 200 : 404;
+    reply->content_type = "application/json";
+    reply->body = "{}\n";
+    reply->body_len = 3;
+}
+
+static void test_on_request_gets_every_method_with_query_and_whole_body_split_anyhow(void **state)
+{
+    static const char in[] =
+        "PUT /x?a=1&b=2#frag HTTP/1.1\r\nContent-Length: 10\r\n\r\n{\"pool\":1}"
+        "POST /y HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        "HEAD /x HTTP/1.1\r\nConnection: close\r\n\r\n";
+    srv_http_cbs_t rc = cbs;
+    (void)state;
+    rc.on_request = on_request;
+
+    for (size_t step = 0; step <= 7; step += 7) {
+        conn_t *c = calloc(1, sizeof(*c));
+        assert_non_null(c);
+        assert_int_equal(srv_http_init(&c->h, NULL, &rc, c), 0);
+        assert_int_equal(feed_steps(c, in, sizeof(in) - 1, step), 1);
+        assert_string_equal(c->log.p, "req PUT /x ?a=1&b=2 10:{\"pool\":1}\ndone 200\n"
+                                      "req POST /y ? 5:abcde\ndone 404\n"
+                                      "req HEAD /x ? 0:\ndone 200\n");
+        resp_t r = get_resp(c, 0);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.head, "application/json"));
+        assert_int_equal(r.body_len, 3);
+        assert_int_equal(get_resp(c, 1).status, 404);
+        /* HEAD: the head only (Content-Length says what GET would send). */
+        const char *last = strstr(c->out.p, "}\nHTTP/1.1 404");
+        assert_non_null(last);
+        last = strstr(last + 2, "\r\n\r\n{}\nHTTP/1.1 200 ");
+        assert_non_null(last);
+        assert_non_null(strstr(last, "Content-Length: 3\r\n"));
+        assert_int_equal(c->out.p[c->out.len - 1], '\n');
+        assert_int_equal(c->out.p[c->out.len - 3], '\n');
+        conn_free(c);
+    }
+}
+
+static void test_on_request_body_over_the_event_limit_is_413_and_close(void **state)
+{
+    srv_http_limits_t lim = {.max_event_bytes = 8};
+    srv_http_cbs_t rc = cbs;
+    (void)state;
+    rc.on_request = on_request;
+    conn_t *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    assert_int_equal(srv_http_init(&c->h, &lim, &rc, c), 0);
+    assert_int_equal(feed(c, "PUT /x HTTP/1.1\r\nContent-Length: 9\r\n\r\n123456789"), 1);
+    assert_int_equal(get_resp(c, 0).status, 413);
+    assert_null(strstr(c->log.p, "req "));
+    conn_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1071,8 @@ int main(void)
         cmocka_unit_test(test_array_element_size_counts_blanks_before_the_delimiter),
         cmocka_unit_test(test_allocation_failure_rejects_the_carried_event_and_keeps_counts),
         cmocka_unit_test(test_init_rejects_missing_send),
+        cmocka_unit_test(test_on_request_gets_every_method_with_query_and_whole_body_split_anyhow),
+        cmocka_unit_test(test_on_request_body_over_the_event_limit_is_413_and_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
