@@ -304,6 +304,49 @@ static void test_items_round_trip_through_the_parser(void **state)
     assert_int_equal(d.workers, c.workers);
 }
 
+static void test_admin_flags_allowlist_profile_rate_and_memtrace(void **state)
+{
+    srv_config_t c;
+    char err[512] = "";
+    char text[SRV_ALLOW_TEXTLEN];
+    (void)state;
+
+    char *def[] = {"ingestd", NULL};
+    assert_int_equal(parse(&c, def, NULL, err, sizeof(err)), SRV_CONFIG_RUN);
+    srv_allow_format(&c.admin_allow, text, sizeof(text));
+    assert_string_equal(text, SRV_ALLOW_DEFAULT);
+    assert_int_equal(c.alloc_profile_rate, 0);
+    assert_int_equal(c.memtrace, 0);
+
+    /* A bare --memtrace is on and takes no value: the next flag is still a flag. */
+    char *argv[] = {
+        "ingestd", "--memtrace", "--admin-allow", "10.0.0.0/8, ::1", "--alloc-profile-rate=512KiB",
+        NULL};
+    assert_int_equal(parse(&c, argv, NULL, err, sizeof(err)), SRV_CONFIG_RUN);
+    assert_int_equal(c.memtrace, 1);
+    assert_int_equal(c.alloc_profile_rate, 512 * 1024);
+    srv_allow_format(&c.admin_allow, text, sizeof(text));
+    assert_string_equal(text, "10.0.0.0/8,::1/128");
+
+    char *envp[] = {"INGESTD_ALLOC_PROFILE_RATE=off", "INGESTD_ADMIN_ALLOW=127.0.0.2",
+                    "INGESTD_DEBUG=x=1,memtrace=1", NULL};
+    assert_int_equal(parse(&c, def, envp, err, sizeof(err)), SRV_CONFIG_RUN);
+    assert_int_equal(c.memtrace, 1);
+    assert_int_equal(c.alloc_profile_rate, 0);
+    char *off[] = {"ingestd", "--memtrace=off", NULL};
+    assert_int_equal(parse(&c, off, NULL, err, sizeof(err)), SRV_CONFIG_RUN);
+    assert_int_equal(c.memtrace, 0);
+
+    char *bad[] = {"ingestd", "--admin-allow=10.0.0.1/8", NULL};
+    assert_int_equal(parse(&c, bad, NULL, err, sizeof(err)), SRV_CONFIG_ERROR);
+    assert_non_null(strstr(err, "--admin-allow"));
+    assert_non_null(strstr(err, "\"10.0.0.1/8\""));
+    assert_int_equal(strchr(err, '\n') - err + 1, (long)strlen(err)); /* one line */
+    char *badrate[] = {"ingestd", "--alloc-profile-rate=fast", NULL};
+    assert_int_equal(parse(&c, badrate, NULL, err, sizeof(err)), SRV_CONFIG_ERROR);
+    assert_non_null(strstr(err, "--alloc-profile-rate"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_limits_outside_their_range_are_errors),
         cmocka_unit_test(test_help_and_version_exit_ok),
         cmocka_unit_test(test_items_round_trip_through_the_parser),
+        cmocka_unit_test(test_admin_flags_allowlist_profile_rate_and_memtrace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
