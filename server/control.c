@@ -79,6 +79,9 @@ int srv_control_trim_begin(srv_server_t *s, srv_trim_reason_t reason)
     unsigned n = 0;
 
     if (s->trim_active) {
+        if (reason == SRV_TRIM_LIMIT) {
+            s->trim_pending = 1; /* runs when the current cycle ends: it must not be lost */
+        }
         return 0;
     }
     pool_stats(s->pool, &ps);
@@ -163,6 +166,12 @@ void srv_control_poll(srv_server_t *s)
 {
     if (s->trim_active && trim_all_answered(s)) {
         trim_finish(s);
+    }
+    if (!s->trim_active && s->trim_pending) {
+        s->trim_pending = 0;
+        if (atomic_load(&s->mem_over) && !atomic_load(&s->draining)) {
+            (void)srv_control_trim_begin(s, SRV_TRIM_LIMIT);
+        }
     }
 }
 

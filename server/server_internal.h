@@ -152,6 +152,7 @@ struct srv_server {
     uint64_t trim_ns;       /* summed worker trim time, under trim_lock */
     unsigned trim_expected; /* control thread */
     int trim_active;        /* control thread */
+    int trim_pending;       /* a limit trim asked for while a cycle ran (control thread) */
     uint64_t trim_cycle;    /* control thread */
     srv_memtrace_t trim_m;  /* the cycle being run (control thread) */
     uint64_t start_ns;      /* uv_hrtime at start-up */
@@ -209,7 +210,8 @@ void srv_server_limit_changed(srv_server_t *s);
 /* control.c (control thread unless said otherwise) */
 /* Before workers start: allocation profile rate, trim timer, bind warning. Returns 0 or -errno. */
 int srv_control_init(srv_server_t *s);
-/* Starts a trim cycle unless one is running. Returns 1 when started. */
+/* Starts a trim cycle unless one is running (a limit trim then runs right after it). Returns 1
+ * when started. */
 int srv_control_trim_begin(srv_server_t *s, srv_trim_reason_t reason);
 /* From the control async: finishes a trim cycle every worker has answered. */
 void srv_control_poll(srv_server_t *s);

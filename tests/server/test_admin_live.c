@@ -552,10 +552,10 @@ static void test_retain_change_shows_in_pool_metrics_over_trims(void **state)
 
 /* ---- memtrace ---- */
 
-static void check_memtrace_log(const char *log, int want_admin)
+static void check_memtrace_log(const char *log, int want_admin, int want_limit)
 {
     srv_memtrace_t m;
-    int lines = 0, timer = 0, admin = 0;
+    int lines = 0, timer = 0, admin = 0, limit = 0;
     uint64_t last = 0;
 
     for (const char *p = strstr(log, "memtrace cycle="); p != NULL;
@@ -575,11 +575,13 @@ static void check_memtrace_log(const char *log, int want_admin)
         assert_true(m.live_bytes > 0);
         timer += m.reason == SRV_TRIM_TIMER;
         admin += m.reason == SRV_TRIM_ADMIN;
+        limit += m.reason == SRV_TRIM_LIMIT;
         lines++;
     }
     assert_true(lines >= 2);
     assert_true(timer >= 1);
     assert_true(admin == want_admin);
+    assert_true(want_limit ? limit >= 1 : limit == 0);
 }
 
 static void test_memtrace_lines_parse_one_per_cycle_with_their_reason(void **state)
@@ -593,9 +595,20 @@ static void test_memtrace_lines_parse_one_per_cycle_with_their_reason(void **sta
     sleep_ms(150);
     assert_int_equal(call(s.admin_port, "POST", "/debug/trim", NULL, NULL), 200);
     sleep_ms(150);
+    /* A live memory limit below the live bytes: a limit trim, reading paused; lifted again. */
+    assert_int_equal(call(s.admin_port, "PUT", "/debug/config", "{\"memory-limit\":1}", NULL), 200);
+    assert_true(ih_wait_metric(s.admin_port, "ingestd_memory_limit_exceeded", 1, 10000) == 1);
+    assert_int_equal(call(s.admin_port, "PUT", "/debug/config", "{\"memory-limit\":\"off\"}", NULL),
+                     200);
+    assert_true(ih_metric(s.admin_port, "ingestd_memory_limit_exceeded") == 0);
+    ih_counts_t base, d;
+    assert_int_equal(ih_counts(s.admin_port, &base), 0);
+    send_events(s.tcp_port, 100); /* reading resumed */
+    assert_int_equal(ih_wait_counts(s.admin_port, &base, 100, 30000, &d), 0);
+    sleep_ms(100);
     assert_int_equal(ih_stop(&s, SIGTERM), 0);
     char *log = ih_log(&s);
-    check_memtrace_log(log, 1);
+    check_memtrace_log(log, 1, 1);
     free(log);
     ih_cleanup(&s);
 
@@ -608,7 +621,7 @@ static void test_memtrace_lines_parse_one_per_cycle_with_their_reason(void **sta
     sleep_ms(200);
     assert_int_equal(ih_stop(&s, SIGTERM), 0);
     log = ih_log(&s);
-    check_memtrace_log(log, 0);
+    check_memtrace_log(log, 0, 0);
     free(log);
     ih_cleanup(&s);
 }
