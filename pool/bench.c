@@ -457,7 +457,7 @@ int main(int argc, char **argv)
     corpus_t probe;
     double mean = 0;
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--runs") == 0 && v != NULL) {
             runs = atoi(v);
@@ -483,7 +483,6 @@ int main(int argc, char **argv)
             usage();
             return 2;
         }
-        i++;
     }
     if (runs < 1 || runs > 64 || iterations < 1) {
         usage();

@@ -37,7 +37,7 @@ static void buf_add(buf_t *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void buf_fmt(buf_t *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void buf_fmt(buf_t *b, const char *fmt, ...)
 {
     char tmp[256];
     va_list ap;
