@@ -485,6 +485,16 @@ static void on_mem_check(uv_timer_t *t)
         if (over) {
             (void)srv_control_trim_begin(s, SRV_TRIM_LIMIT);
         }
+    } else if (over) {
+        /* Still over: blocks given back since the last trim are released at once, and every
+         * worker re-decides who may read (worker.c, "pausing": lines held keep reading, and
+         * with none held a few paused connections take their turn). */
+        pool_stats_t ps;
+        pool_stats(s->pool, &ps);
+        if (ps.idle > 0) {
+            (void)srv_control_trim_begin(s, SRV_TRIM_LIMIT);
+        }
+        srv_server_wake_all(s);
     }
 }
 

@@ -62,6 +62,7 @@ typedef struct srv_conn {
     int closing; /* uv_close has been called */
     int close_after_write;
     int denied; /* admin peer outside --admin-allow: 403 written, input discarded, closing */
+    int probe;  /* TCP: may read over the memory limit until the next check (worker.c) */
     uv_shutdown_t sreq;
     uint64_t last_active; /* uv_now of the last read */
     uint64_t phase_start; /* HTTP: when the current phase began */

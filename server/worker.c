@@ -77,11 +77,46 @@ static void on_reject(void *ctx, srv_verdict_t reason)
 
 static const srv_frame_ops_t frame_ops = {tcp_on_line, on_reject};
 
-/* ---- pausing ---- */
+/* ---- pausing ----
+ *
+ * The sink falling behind or draining pauses every TCP connection: nothing more may be read.
+ *
+ * The memory limit pauses only what reading would grow. Over the limit (w->mem_paused), a TCP
+ * connection that holds a partial line (a pooled block, an assembly buffer, or a too-large line
+ * being skipped) keeps reading: its next read lands in memory it already holds, and completing
+ * the line is what gives that memory back. Pausing it instead could never free anything - with
+ * every connection holding a block and paused, the limit stalled ingest for good. A connection
+ * holding nothing would need a new block, so it is paused (and new ones start paused); HTTP
+ * answers 503. While the limit is exceeded the control loop asks for a whole trim every check
+ * (MEM_CHECK_MS) that finds idle blocks, so returned blocks are released at once.
+ * When no connection on a worker holds a partial line and memory is still over the limit, the
+ * pause has nothing left to wait for (what is over is not blocks: connection state, the sink,
+ * a limit below the idle footprint): then at most LIMIT_PROBES paused connections, taken in
+ * turn from the front of the list and moved to its back, may read until the next check. So the
+ * limit never deadlocks, and what reading adds above it is bounded by the partial lines already
+ * held (each at most --max-event-bytes) plus LIMIT_PROBES blocks per worker. */
+
+/* Connections a worker lets read per memory check while over the limit with no line held. */
+#define LIMIT_PROBES 32
 
 static int should_pause(const srv_worker_t *w)
 {
     return w->sink_full || w->mem_paused || w->draining;
+}
+
+/* A TCP connection holding bytes of an unfinished line (memory only reading releases). */
+static int holds_line(const srv_conn_t *c)
+{
+    return c->kind == SRV_CONN_TCP && !c->closing && srv_frame_pending(&c->frame);
+}
+
+/* Whether a TCP connection may read now (see the pausing comment above). */
+static int tcp_may_read(const srv_worker_t *w, const srv_conn_t *c)
+{
+    if (w->sink_full || w->draining) {
+        return 0;
+    }
+    return !w->mem_paused || c->probe || holds_line(c);
 }
 
 static void pause_tcp_reads(srv_worker_t *w)
@@ -110,9 +145,74 @@ static void on_sink_writable(void *ctx)
 {
     srv_worker_t *w = ctx;
     w->sink_full = srv_sink_writer_full(w->sink_w);
-    if (!should_pause(w)) {
-        resume_reads(w);
+    if (!w->sink_full && !w->draining) {
+        resume_reads(w); /* over the memory limit: only those tcp_may_read allows */
     }
+}
+
+static void stop_reading(srv_conn_t *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->handle);
+        c->reading = 0;
+    }
+}
+
+/* Over the memory limit (each wake while it lasts): connections holding a line read, the others
+ * are paused; with no line held on this worker, the next LIMIT_PROBES paused connections read
+ * until the next check. Loop thread. */
+static void limit_rebalance(srv_worker_t *w)
+{
+    srv_conn_t *probes[LIMIT_PROBES];
+    size_t np = 0;
+    size_t holders = 0;
+    int paused = 0;
+    srv_conn_t *tail = NULL;
+
+    for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
+        tail = c;
+        if (c->kind != SRV_CONN_TCP || c->closing) {
+            continue;
+        }
+        c->probe = 0;
+        if (holds_line(c)) {
+            holders++;
+        } else if (c->reading) {
+            stop_reading(c);
+            paused = 1;
+        }
+    }
+    if (paused) {
+        metrics_counter_add(&w->st.read_pauses, 1);
+    }
+    if (holders == 0 && !w->sink_full && !w->draining) {
+        for (srv_conn_t *c = w->conns; c != NULL && np < LIMIT_PROBES; c = c->next) {
+            if (c->kind == SRV_CONN_TCP && !c->closing && !c->close_after_write) {
+                probes[np++] = c;
+            }
+        }
+        /* Next time the ones after them get their turn: move these to the back. */
+        for (size_t i = 0; i < np; i++) {
+            srv_conn_t *c = probes[i];
+            if (c == tail) {
+                break; /* already last; so is everything after it in probes */
+            }
+            if (c->prev != NULL) {
+                c->prev->next = c->next;
+            } else {
+                w->conns = c->next;
+            }
+            c->next->prev = c->prev;
+            c->prev = tail;
+            c->next = NULL;
+            tail->next = c;
+            tail = c;
+        }
+        for (size_t i = 0; i < np; i++) {
+            probes[i]->probe = 1;
+        }
+    }
+    resume_reads(w);
 }
 
 /* ---- connections ---- */
@@ -369,8 +469,10 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
             if (c->frame.oversize != before) {
                 metrics_counter_add(&w->st.oversize, c->frame.oversize - before);
             }
-            if (should_pause(w)) {
+            if (w->sink_full || w->draining) {
                 pause_tcp_reads(w);
+            } else if (!tcp_may_read(w, c)) {
+                stop_reading(c); /* over the memory limit: the next read needs a new block */
             }
             return;
         }
@@ -427,7 +529,7 @@ static void conn_maybe_resume(srv_conn_t *c)
     if (c->reading || c->closing || c->close_after_write || w->draining) {
         return;
     }
-    if (c->kind == SRV_CONN_TCP && should_pause(w)) {
+    if (c->kind == SRV_CONN_TCP && !tcp_may_read(w, c)) {
         return;
     }
     if (c->kind == SRV_CONN_HTTP && c->out_len > OUT_PAUSE_BYTES) {
@@ -727,12 +829,15 @@ void srv_worker_poll_flags(srv_worker_t *w)
         srv_worker_answer_trim(w);
     }
     int over = atomic_load(&s->mem_over);
-    if (over && !w->mem_paused) {
-        w->mem_paused = 1; /* the control's limit trim cycle releases idle blocks */
-        pause_tcp_reads(w);
-    } else if (!over && w->mem_paused) {
+    if (w->control) {
+        w->mem_paused = over;
+    } else if (over) {
+        /* The control wakes every worker each memory check while over: probes rotate. */
+        w->mem_paused = 1;
+        limit_rebalance(w);
+    } else if (w->mem_paused) {
         w->mem_paused = 0;
-        if (!should_pause(w)) {
+        if (!w->sink_full && !w->draining) {
             resume_reads(w);
         }
     }

@@ -350,6 +350,76 @@ static void test_over_the_memory_limit_reading_pauses_and_http_sheds(void **stat
     ih_cleanup(&s);
 }
 
+/* Polls a sample until it equals want (at most timeout_ms); returns the last value read. */
+static double wait_metric_eq(uint16_t port, const char *sample, double want, int timeout_ms)
+{
+    double v = ih_metric(port, sample);
+    for (int t = 0; v != want && t < timeout_ms; t += 20) {
+        usleep(20 * 1000);
+        v = ih_metric(port, sample);
+    }
+    return v;
+}
+
+#define LIMIT_HOLDERS 100 /* connections that hold a partial line before the limit is reached */
+#define LIMIT_LATE 200    /* connections that arrive, with a partial line, once it is exceeded */
+
+static void test_over_the_memory_limit_partial_lines_complete_and_nothing_is_lost(void **state)
+{
+    /* Each connection's partial line holds one pooled block. Over the limit, reading went on
+     * only where it needs no new block: the late connections wait, and once every client
+     * completes its line and closes, every event is accepted and the memory is given back. */
+    static const char part[] =
+        "{\"type\":\"m\",\"pad\":\"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
+        "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy";
+    static const char rest[] = "\"}\n";
+    int fds[LIMIT_HOLDERS + LIMIT_LATE];
+    ih_server_t s;
+    ih_counts_t base;
+    ih_counts_t d;
+    const char *extra[] = {"--memory-limit=256KiB", "--workers=2", NULL};
+    (void)state;
+
+    assert_int_equal(ih_start(&s, extra), 0);
+    assert_int_equal(ih_counts(s.admin_port, &base), 0);
+    for (int i = 0; i < LIMIT_HOLDERS; i++) {
+        fds[i] = ih_connect(s.tcp_port);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(ih_send_all(fds[i], part, sizeof(part) - 1), 0);
+    }
+    /* 100 blocks alone are over 256 KiB. */
+    assert_true(ih_wait_metric(s.admin_port, "ingestd_memory_limit_exceeded", 1, 10000) == 1);
+    for (int i = LIMIT_HOLDERS; i < LIMIT_HOLDERS + LIMIT_LATE; i++) {
+        fds[i] = ih_connect(s.tcp_port);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(ih_send_all(fds[i], part, sizeof(part) - 1), 0);
+    }
+    assert_true(ih_wait_metric(s.admin_port, "ingestd_connections_active",
+                               LIMIT_HOLDERS + LIMIT_LATE, 10000) == LIMIT_HOLDERS + LIMIT_LATE);
+    usleep(200 * 1000); /* time to read, had reading not paused */
+    /* Bounded: the late connections took no block (at most the holders, the arenas and a
+     * worker's probes, 32 each, should any worker hold no line). */
+    assert_true(ih_metric(s.admin_port, "ingestd_pool_blocks{state=\"in_use\"}") <
+                LIMIT_HOLDERS + 2 * 32 + 8);
+    assert_true(ih_metric(s.admin_port, "ingestd_memory_limit_exceeded") == 1);
+    assert_true(ih_metric(s.admin_port, "ingestd_events_accepted_total") == base.v[0]);
+
+    for (int i = 0; i < LIMIT_HOLDERS + LIMIT_LATE; i++) {
+        assert_int_equal(ih_send_all(fds[i], rest, sizeof(rest) - 1), 0);
+        close(fds[i]);
+    }
+    assert_int_equal(ih_wait_counts(s.admin_port, &base, LIMIT_HOLDERS + LIMIT_LATE, 10000, &d), 0);
+    assert_true(d.v[0] == LIMIT_HOLDERS + LIMIT_LATE);
+    for (int r = 1; r < 6; r++) {
+        assert_true(d.v[r] == 0);
+    }
+    /* The blocks went back and were released: below the limit again. */
+    assert_true(wait_metric_eq(s.admin_port, "ingestd_memory_limit_exceeded", 0, 10000) == 0);
+    assert_true(wait_metric_eq(s.admin_port, "ingestd_connections_active", 0, 10000) == 0);
+    assert_int_equal(ih_stop(&s, SIGTERM), 0);
+    ih_cleanup(&s);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -363,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_silent_connection_is_closed_after_the_idle_timeout),
         cmocka_unit_test(test_slow_sink_pauses_reading_bounds_memory_and_sheds_http),
         cmocka_unit_test(test_over_the_memory_limit_reading_pauses_and_http_sheds),
+        cmocka_unit_test(test_over_the_memory_limit_partial_lines_complete_and_nothing_is_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
