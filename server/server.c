@@ -751,8 +751,9 @@ void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
     metrics_sample_u64(w, "ingestd_pool_released_total", NULL, ps.released);
     metrics_family(w, "ingestd_pool_trims_total", "counter", "Pool trim cycles.");
     metrics_sample_u64(w, "ingestd_pool_trims_total", NULL, ps.trims);
-    metrics_family(w, "ingestd_pool_oversize_total", "counter",
-                   "TCP events larger than one block (assembled on the heap or too large).");
+    metrics_family(
+        w, "ingestd_pool_oversize_total", "counter",
+        "Events larger than one block (TCP: assembled on the heap; HTTP: carried; or too large).");
     metrics_sample_u64(w, "ingestd_pool_oversize_total", NULL, t.oversize);
     metrics_family(w, "ingestd_pool_blocks", "gauge", "Pool blocks by state.");
     metrics_sample_i64(w, "ingestd_pool_blocks", "state=\"in_use\"", ps.in_use);

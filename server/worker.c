@@ -341,7 +341,22 @@ static void http_send(void *ctx, const char *data, size_t len)
 static srv_verdict_t http_on_event(void *ctx, const char *data, size_t len, const char **detail)
 {
     srv_conn_t *c = ctx;
+    if (len > POOL_BLOCK_SIZE) {
+        /* Over one block: it was stitched in the connection's carry buffer, as TCP assembles. */
+        metrics_counter_add(&c->w->st.oversize, 1);
+    }
     return ingest(c->w, data, len, detail);
+}
+
+static void http_on_reject(void *ctx, srv_verdict_t reason)
+{
+    srv_conn_t *c = ctx;
+    on_reject(ctx, reason);
+    /* Too large means over --max-event-bytes: over one block too when that limit is. */
+    if (reason == SRV_REJECT_TOO_LARGE && !c->w->control &&
+        c->w->srv->cfg.max_event_bytes >= POOL_BLOCK_SIZE) {
+        metrics_counter_add(&c->w->st.oversize, 1);
+    }
 }
 
 const int srv_http_codes[SRV_HTTP_CODES] = {200, 400, 404, 405, 408, 413, 415, 431, 503, 0};
@@ -621,7 +636,7 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
         };
         srv_http_cbs_t cbs = {
             .on_event = w->control ? NULL : http_on_event,
-            .on_reject = on_reject,
+            .on_reject = http_on_reject,
             .on_get = http_on_get,
             .on_request = w->control ? srv_control_request : NULL,
             .shedding = w->control ? NULL : http_shedding,

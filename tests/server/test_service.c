@@ -173,6 +173,76 @@ static void test_http_pipelined_requests_are_answered_in_order(void **state)
     ih_cleanup(&s);
 }
 
+/* An event of exactly n bytes (n >= 32): {"type":"big","pad":"xx..."}. Caller frees. */
+static char *big_event(size_t n)
+{
+    static const char head[] = "{\"type\":\"big\",\"pad\":\"";
+    char *e = malloc(n + 1);
+    assert_non_null(e);
+    memcpy(e, head, sizeof(head) - 1);
+    memset(e + sizeof(head) - 1, 'x', n - (sizeof(head) - 1) - 2);
+    memcpy(e + n - 2, "\"}", 3);
+    return e;
+}
+
+/* POSTs body (Connection: close); returns the response (caller frees). */
+static char *post_big(uint16_t port, const char *ctype, const char *body)
+{
+    size_t cap = strlen(body) + 256;
+    char *req = malloc(cap);
+    assert_non_null(req);
+    int n = snprintf(req, cap,
+                     "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     ctype, strlen(body), body);
+    char *r = ih_http(port, req, (size_t)n, NULL);
+    free(req);
+    return r;
+}
+
+static void test_http_events_over_one_block_are_counted_as_oversize(void **state)
+{
+    ih_server_t s;
+    const char *extra[] = {"--max-event-bytes=8KiB", NULL};
+    char *e5000 = big_event(5000);
+    char *e4096 = big_event(4096);
+    char *e6000 = big_event(6000);
+    char *e9000 = big_event(9000);
+    char *body = malloc(32 * 1024);
+    (void)state;
+    assert_non_null(body);
+    assert_int_equal(ih_start(&s, extra), 0);
+    assert_true(ih_metric(s.admin_port, "ingestd_pool_oversize_total") == 0);
+
+    /* NDJSON: 5000 (over a block), 4096 (one block: not over), a small one, 9000 (too large). */
+    snprintf(body, 32 * 1024, "%s\n%s\n{\"type\":\"s\"}\n%s\n", e5000, e4096, e9000);
+    char *r = post_big(s.http_port, "application/x-ndjson", body);
+    assert_int_equal(ih_http_status(r), 200);
+    assert_non_null(strstr(r, "\"accepted\":3,\"rejected\":1"));
+    free(r);
+    assert_true(ih_metric(s.admin_port, "ingestd_pool_oversize_total") == 2);
+
+    /* A JSON array with a 6000-byte element, and one 6000-byte object. */
+    snprintf(body, 32 * 1024, "[%s,{\"type\":\"s\"}]", e6000);
+    r = post_big(s.http_port, "application/json", body);
+    assert_int_equal(ih_http_status(r), 200);
+    assert_non_null(strstr(r, "\"accepted\":2,\"rejected\":0"));
+    free(r);
+    r = post_big(s.http_port, "application/json", e6000);
+    assert_int_equal(ih_http_status(r), 200);
+    free(r);
+    assert_true(ih_metric(s.admin_port, "ingestd_pool_oversize_total") == 4);
+    assert_true(ih_metric(s.admin_port, "ingestd_events_accepted_total") == 6);
+
+    assert_int_equal(ih_stop(&s, SIGTERM), 0);
+    ih_cleanup(&s);
+    free(body);
+    free(e5000);
+    free(e4096);
+    free(e6000);
+    free(e9000);
+}
+
 static void test_ingest_port_serves_metrics_healthz_and_readyz(void **state)
 {
     ih_server_t s;
@@ -428,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_http_takes_ndjson_an_array_and_one_object),
         cmocka_unit_test(test_http_answers_413_431_400_404_and_405),
         cmocka_unit_test(test_http_pipelined_requests_are_answered_in_order),
+        cmocka_unit_test(test_http_events_over_one_block_are_counted_as_oversize),
         cmocka_unit_test(test_ingest_port_serves_metrics_healthz_and_readyz),
         cmocka_unit_test(test_connections_over_the_limit_are_refused_and_counted),
         cmocka_unit_test(test_silent_connection_is_closed_after_the_idle_timeout),
