@@ -61,8 +61,12 @@ typedef struct srv_conn {
     int reading; /* uv_read_start is in effect */
     int closing; /* uv_close has been called */
     int close_after_write;
-    int denied; /* admin peer outside --admin-allow: 403 written, input discarded, closing */
-    int probe;  /* TCP: may read over the memory limit until the next check (worker.c) */
+    int lingering; /* HTTP: reply written, write side shut, input discarded until peer EOF,
+                    * SRV_LINGER_BYTES or SRV_LINGER_MS (worker.c conn_linger) */
+    int eof;       /* HTTP: the peer closed its side (nothing left to discard) */
+    uint64_t linger_start;
+    uint64_t linger_bytes;
+    int probe; /* TCP: may read over the memory limit until the next check (worker.c) */
     uv_shutdown_t sreq;
     uint64_t last_active; /* uv_now of the last read */
     uint64_t phase_start; /* HTTP: when the current phase began */

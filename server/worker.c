@@ -17,14 +17,22 @@ static srv_ratelimit_t rl_write;
 
 /* Largest admin request body (PUT /debug/config). */
 #define ADMIN_BODY_MAX (64 * 1024)
-/* How long a denied admin peer may stay connected while its input is discarded. */
-#define DENIED_LINGER_MS 2000
+/* Lingering close (conn_linger): how long, and how many bytes, a closing HTTP connection's
+ * input is read and discarded after its last reply before it is closed anyway. */
+#define SRV_LINGER_MS 2000
+#define SRV_LINGER_BYTES ((uint64_t)16 * 1024 * 1024)
+/* Sweep period while a connection lingers and no read timeout runs the sweep. */
+#define SRV_LINGER_SWEEP_MS 500
 
 /* Responses pending beyond this make an HTTP connection stop reading until they are written. */
 #define OUT_PAUSE_BYTES (1024 * 1024)
 
 static void conn_close(srv_conn_t *c);
+static void conn_finish(srv_conn_t *c);
 static void conn_maybe_resume(srv_conn_t *c);
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_sweep(uv_timer_t *t);
 
 int64_t srv_server_active_conns(srv_server_t *s)
 {
@@ -273,6 +281,59 @@ static void conn_close(srv_conn_t *c)
     uv_close((uv_handle_t *)&c->handle, on_conn_closed);
 }
 
+static void on_linger_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+/* Lingering close, for every HTTP connection we close before the peer has closed its side (an
+ * early 413 by Content-Length, 431, 400, 408, Connection: close, the admin 403): closing with
+ * unread input makes the kernel send a reset, which can destroy the reply before the client
+ * reads it. So the write side is shut (FIN after the reply, once written) and input is read
+ * and discarded until the peer closes, SRV_LINGER_BYTES were discarded or SRV_LINGER_MS passed
+ * (the sweep), then the connection is closed. Reads go through pooled blocks given straight
+ * back: lingering costs no memory beyond the connection. */
+static void conn_linger(srv_conn_t *c)
+{
+    srv_worker_t *w = c->w;
+
+    if (c->closing) {
+        return;
+    }
+    if (c->lingering) {
+        return;
+    }
+    c->lingering = 1;
+    c->close_after_write = 1;
+    c->linger_start = uv_now(w->loop);
+    c->linger_bytes = 0;
+    if (w->draining || uv_shutdown(&c->sreq, (uv_stream_t *)&c->handle, on_linger_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) != 0) {
+            conn_close(c);
+            return;
+        }
+        c->reading = 1;
+    }
+    if (!uv_is_active((uv_handle_t *)&w->sweep_timer)) {
+        uv_timer_start(&w->sweep_timer, on_sweep, SRV_LINGER_SWEEP_MS, SRV_LINGER_SWEEP_MS);
+    }
+}
+
+/* The last reply is written (or there is none): close, lingering when the peer may still send. */
+static void conn_finish(srv_conn_t *c)
+{
+    if (c->kind == SRV_CONN_HTTP && !c->eof) {
+        conn_linger(c);
+    } else {
+        conn_close(c);
+    }
+}
+
 static void start_write(srv_conn_t *c);
 
 static void on_write(uv_write_t *req, int status)
@@ -292,7 +353,7 @@ static void on_write(uv_write_t *req, int status)
     if (c->out_len > 0) {
         start_write(c);
     } else if (c->close_after_write) {
-        conn_close(c);
+        conn_finish(c);
     } else {
         conn_maybe_resume(c);
     }
@@ -459,7 +520,7 @@ static void http_finish_feed(srv_conn_t *c, int close)
         return;
     }
     if (c->close_after_write && !c->writing) {
-        conn_close(c);
+        conn_finish(c);
         return;
     }
     if (c->out_len > OUT_PAUSE_BYTES && c->reading) {
@@ -498,10 +559,13 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
         return;
     }
 
-    if (c->denied) {
-        /* Discard unread input so closing sends FIN after the 403, not a reset. */
+    if (c->lingering) {
+        /* Discard input so that closing sends FIN after the reply, not a reset. */
         pool_put(w->cache, buf->base);
-        if (n < 0) {
+        if (n > 0) {
+            c->linger_bytes += (uint64_t)n;
+        }
+        if (n < 0 || c->linger_bytes > SRV_LINGER_BYTES) {
             conn_close(c);
         }
         return;
@@ -527,6 +591,7 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
     if (n != UV_EOF) {
         srv_log_error_limited(&rl_read, "read failed", "error", uv_strerror((int)n), NULL);
     }
+    c->eof = 1;
     srv_http_eof(&c->http);
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->handle);
@@ -553,12 +618,6 @@ static void conn_maybe_resume(srv_conn_t *c)
     if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) == 0) {
         c->reading = 1;
     }
-}
-
-static void on_denied_shutdown(uv_shutdown_t *req, int status)
-{
-    (void)req;
-    (void)status;
 }
 
 static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
@@ -604,21 +663,16 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
     c->last_active = uv_now(w->loop);
     c->phase_start = c->last_active;
     if (w->control && srv_control_deny(s, &c->handle)) {
-        /* Outside --admin-allow: a fixed 403, nothing parsed, the input discarded until the
-         * peer closes (or the sweep does, after DENIED_LINGER_MS). */
+        /* Outside --admin-allow: a fixed 403, nothing parsed, then a lingering close. */
         static const char forbidden[] = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; "
                                         "charset=utf-8\r\nContent-Length: 10\r\nConnection: "
                                         "close\r\n\r\nforbidden\n";
         uv_buf_t b = uv_buf_init((char *)forbidden, sizeof(forbidden) - 1);
-        c->denied = 1;
-        c->close_after_write = 1;
-        if (uv_try_write((uv_stream_t *)&c->handle, &b, 1) != (int)b.len ||
-            uv_shutdown(&c->sreq, (uv_stream_t *)&c->handle, on_denied_shutdown) != 0 ||
-            uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) != 0) {
+        if (uv_try_write((uv_stream_t *)&c->handle, &b, 1) != (int)b.len) {
             conn_close(c);
             return;
         }
-        c->reading = 1;
+        conn_linger(c);
         return;
     }
     if (kind == SRV_CONN_TCP) {
@@ -742,11 +796,16 @@ static void on_sweep(uv_timer_t *t)
         next = c->next;
         uint64_t since;
         uint64_t limit = conn_timeout(c, &w->srv->cfg, &since);
-        if (c->denied) {
-            since = c->phase_start;
-            limit = DENIED_LINGER_MS;
+        if (c->closing) {
+            continue;
         }
-        if (c->closing || limit == 0 || now - since < limit) {
+        if (c->lingering) {
+            if (now - c->linger_start >= SRV_LINGER_MS) {
+                conn_close(c); /* the peer kept sending or stayed open: enough */
+            }
+            continue;
+        }
+        if (limit == 0 || now - since < limit) {
             continue;
         }
         if (!c->reading && c->kind == SRV_CONN_TCP) {

@@ -146,6 +146,71 @@ static void test_http_answers_413_431_400_404_and_405(void **state)
     ih_cleanup(&s);
 }
 
+/* Reads until EOF, an error or cap bytes; returns what arrived, NUL-terminated (caller frees). */
+static char *read_reply(int fd, size_t cap)
+{
+    char *b = calloc(1, cap + 1);
+    size_t n = 0;
+    assert_non_null(b);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (n < cap) {
+        ssize_t r = recv(fd, b + n, cap - n, 0);
+        if (r <= 0) {
+            break;
+        }
+        n += (size_t)r;
+    }
+    return b;
+}
+
+#define LINGER_BODY (64 * 1024)
+
+static void test_http_early_413_and_431_reach_a_client_still_sending(void **state)
+{
+    /* The reply comes before the client is done sending; the client sends everything, then
+     * reads. Closing with its bytes unread would reset the connection and lose the reply. */
+    ih_server_t s;
+    const char *extra[] = {"--max-body-bytes=1KiB", "--max-header-bytes=1KiB", NULL};
+    char head[256];
+    char *filler = malloc(LINGER_BODY);
+    (void)state;
+    assert_non_null(filler);
+    memset(filler, 'x', LINGER_BODY);
+    assert_int_equal(ih_start(&s, extra), 0);
+
+    for (int k = 0; k < 2; k++) {
+        int fd = ih_connect(s.http_port);
+        assert_true(fd >= 0);
+        int n =
+            k == 0 ? snprintf(head, sizeof(head),
+                              "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                              "application/x-ndjson\r\nContent-Length: %d\r\n\r\n",
+                              LINGER_BODY)
+                   : snprintf(head, sizeof(head), "POST /v1/events HTTP/1.1\r\nHost: t\r\nX-Big: ");
+        assert_int_equal(ih_send_all(fd, head, (size_t)n), 0);
+        if (k == 0) {
+            usleep(100 * 1000); /* the 413 is decided on the headers alone */
+        }
+        /* The body (413) or the rest of a huge header (431), sent in full as a slow client
+         * does: every write must succeed (a reset fails them, and clients give up there). */
+        for (size_t off = 0; off < LINGER_BODY; off += 4096) {
+            assert_int_equal(ih_send_all(fd, filler + off, 4096), 0);
+            usleep(5 * 1000);
+        }
+        assert_int_equal(ih_send_all(fd, "\r\n\r\n", k == 1 ? 4 : 0), 0);
+        char *r = read_reply(fd, 4096);
+        assert_int_equal(ih_http_status(r), k == 0 ? 413 : 431);
+        free(r);
+        close(fd);
+    }
+    assert_true(ih_metric(s.admin_port, "ingestd_http_responses_total{code=\"413\"}") == 1);
+    assert_true(ih_metric(s.admin_port, "ingestd_http_responses_total{code=\"431\"}") == 1);
+    assert_int_equal(ih_stop(&s, SIGTERM), 0);
+    ih_cleanup(&s);
+    free(filler);
+}
+
 static void test_http_pipelined_requests_are_answered_in_order(void **state)
 {
     ih_server_t s;
@@ -497,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_promtool_accepts_a_live_metrics_page),
         cmocka_unit_test(test_http_takes_ndjson_an_array_and_one_object),
         cmocka_unit_test(test_http_answers_413_431_400_404_and_405),
+        cmocka_unit_test(test_http_early_413_and_431_reach_a_client_still_sending),
         cmocka_unit_test(test_http_pipelined_requests_are_answered_in_order),
         cmocka_unit_test(test_http_events_over_one_block_are_counted_as_oversize),
         cmocka_unit_test(test_ingest_port_serves_metrics_healthz_and_readyz),
