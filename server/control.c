@@ -219,42 +219,14 @@ static int write_vars(srv_server_t *s, FILE *out)
     srv_totals_t t;
     mem_stats_t ms;
     pool_stats_t ps;
-    size_t cap = (size_t)s->nworkers * SRV_TYPES_MAX + 1;
-    srv_vars_type_t *types = mem_calloc(cap, sizeof(*types));
-    size_t n = 0;
-    uint64_t other = 0;
+    size_t n;
+    srv_vars_type_t *types = srv_server_types(s, &n);
 
     if (types == NULL) {
         return -ENOMEM;
     }
     memset(&v, 0, sizeof(v));
     srv_server_totals(s, &t);
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        const srv_process_t *p = &s->workers[i]->proc;
-        uint32_t k = srv_process_type_count(p);
-        for (uint32_t j = 0; j < k; j++) {
-            const char *name = srv_process_type_name(p, j);
-            size_t x = 0;
-            while (x < n && strcmp(types[x].type, name) != 0) {
-                x++;
-            }
-            if (x == n) {
-                types[n++].type = name;
-            }
-            types[x].count += srv_process_type_total(p, j);
-        }
-        other += srv_process_other_total(p);
-    }
-    if (other > 0) {
-        size_t x = 0;
-        while (x < n && strcmp(types[x].type, SRV_TYPE_OTHER) != 0) {
-            x++;
-        }
-        if (x == n) {
-            types[n++].type = SRV_TYPE_OTHER;
-        }
-        types[x].count += other;
-    }
     v.version = INGESTD_VERSION;
     v.allocator = mem_allocator_name(mem_allocator());
     v.workers = s->nworkers;

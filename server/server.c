@@ -600,17 +600,46 @@ int srv_server_run(srv_server_t *s)
 
 /* ---- /metrics ---- */
 
-typedef struct {
-    const char *name;
-    uint64_t count;
-} type_sum_t;
+/* Adds count to name's entry of t[0..*n), appending the entry when it is new. */
+static void type_add(srv_vars_type_t *t, size_t *n, const char *name, uint64_t count)
+{
+    size_t x = 0;
+    while (x < *n && strcmp(t[x].type, name) != 0) {
+        x++;
+    }
+    if (x == *n) {
+        t[(*n)++].type = name;
+    }
+    t[x].count += count;
+}
+
+srv_vars_type_t *srv_server_types(srv_server_t *s, size_t *n)
+{
+    srv_vars_type_t *t = mem_calloc((size_t)s->nworkers * SRV_TYPES_MAX + 1, sizeof(*t));
+    uint64_t other = 0;
+
+    *n = 0;
+    if (t == NULL) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        const srv_process_t *p = &s->workers[i]->proc;
+        uint32_t k = srv_process_type_count(p);
+        for (uint32_t j = 0; j < k; j++) {
+            type_add(t, n, srv_process_type_name(p, j), srv_process_type_total(p, j));
+        }
+        other += srv_process_other_total(p);
+    }
+    if (other > 0) {
+        type_add(t, n, SRV_TYPE_OTHER, other);
+    }
+    return t;
+}
 
 static void write_types(srv_server_t *s, metrics_writer_t *w)
 {
-    size_t cap = (size_t)s->nworkers * SRV_TYPES_MAX + 1;
-    type_sum_t *t = mem_calloc(cap, sizeof(*t));
-    size_t n = 0;
-    uint64_t other = 0;
+    size_t n;
+    srv_vars_type_t *t = srv_server_types(s, &n);
     char label[2 * SRV_TYPE_MAX + 16];
     char esc[2 * SRV_TYPE_MAX + 8];
 
@@ -620,34 +649,10 @@ static void write_types(srv_server_t *s, metrics_writer_t *w)
         w->oom = 1;
         return;
     }
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        const srv_process_t *p = &s->workers[i]->proc;
-        uint32_t k = srv_process_type_count(p);
-        for (uint32_t j = 0; j < k; j++) {
-            const char *name = srv_process_type_name(p, j);
-            size_t x = 0;
-            while (x < n && strcmp(t[x].name, name) != 0) {
-                x++;
-            }
-            if (x == n) {
-                t[n].name = name;
-                n++;
-            }
-            t[x].count += srv_process_type_total(p, j);
-        }
-        other += srv_process_other_total(p);
-    }
     for (size_t x = 0; x < n; x++) {
-        if (strcmp(t[x].name, SRV_TYPE_OTHER) == 0) {
-            other += t[x].count;
-            continue;
-        }
-        metrics_label_escape(esc, sizeof(esc), t[x].name);
+        metrics_label_escape(esc, sizeof(esc), t[x].type);
         snprintf(label, sizeof(label), "type=\"%s\"", esc);
         metrics_sample_u64(w, "ingestd_events_by_type_total", label, t[x].count);
-    }
-    if (other > 0) {
-        metrics_sample_u64(w, "ingestd_events_by_type_total", "type=\"" SRV_TYPE_OTHER "\"", other);
     }
     mem_free(t);
 }

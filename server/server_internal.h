@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "admin.h"
 #include "config.h"
 #include "event.h"
 #include "frame.h"
@@ -187,6 +188,10 @@ typedef struct {
     metrics_hist_t trim; /* merged trim-duration histogram */
 } srv_totals_t;
 void srv_server_totals(srv_server_t *s, srv_totals_t *out);
+/* One accepted-events count per type over all workers' tables, the overflow of every table
+ * folded into one SRV_TYPE_OTHER entry. Returns a new array (mem_free) of *n entries, whose
+ * names are borrowed from the workers' tables (valid while the workers are), or NULL. */
+srv_vars_type_t *srv_server_types(srv_server_t *s, size_t *n);
 
 /* worker.c */
 /* Initialises w->wake on w->loop (before the loop's thread starts). Returns 0 or a libuv error. */
