@@ -83,6 +83,38 @@ static void test_promtool_accepts_a_live_metrics_page(void **state)
     ih_cleanup(&s);
 }
 
+/* 70 distinct types on one worker: the first SRV_TYPES_MAX (64) by name, the rest as _other, the
+ * same in /metrics and /debug/vars. */
+static void test_types_beyond_the_table_count_as_other(void **state)
+{
+    ih_server_t s;
+    const char *const args[] = {"--workers", "1", NULL};
+    char ev[64];
+    (void)state;
+    assert_int_equal(ih_start(&s, args), 0);
+    int fd = ih_connect(s.tcp_port);
+    for (int i = 0; i < 70; i++) {
+        int n = snprintf(ev, sizeof(ev), "{\"type\":\"t%d\"}\n{\"type\":\"t%d\"}\n", i, i);
+        assert_int_equal(ih_send_all(fd, ev, (size_t)n), 0);
+    }
+    close(fd);
+    assert_true(ih_wait_metric(s.admin_port, "ingestd_events_accepted_total", 140, 30000) == 140);
+    assert_true(ih_metric(s.admin_port, "ingestd_events_by_type_total{type=\"t0\"}") == 2);
+    assert_true(ih_metric(s.admin_port, "ingestd_events_by_type_total{type=\"t63\"}") == 2);
+    assert_true(ih_metric(s.admin_port, "ingestd_events_by_type_total{type=\"_other\"}") == 12);
+    char *metrics = get(s.admin_port, "/metrics");
+    assert_int_equal(count_of(metrics, "ingestd_events_by_type_total{"), 65);
+    free(metrics);
+    char *vars = get(s.admin_port, "/debug/vars");
+    assert_int_equal(ih_http_status(vars), 200);
+    assert_non_null(strstr(vars, "\"t63\":2"));
+    assert_non_null(strstr(vars, "\"_other\":12"));
+    assert_null(strstr(vars, "\"t64\""));
+    free(vars);
+    assert_int_equal(ih_stop(&s, SIGTERM), 0);
+    ih_cleanup(&s);
+}
+
 static void test_http_takes_ndjson_an_array_and_one_object(void **state)
 {
     ih_server_t s;
@@ -560,6 +592,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_promtool_accepts_a_live_metrics_page),
+        cmocka_unit_test(test_types_beyond_the_table_count_as_other),
         cmocka_unit_test(test_http_takes_ndjson_an_array_and_one_object),
         cmocka_unit_test(test_http_answers_413_431_400_404_and_405),
         cmocka_unit_test(test_http_early_413_and_431_reach_a_client_still_sending),
