@@ -253,7 +253,11 @@ int ih_send_all(int fd, const void *data, size_t n)
 
 char *ih_http(uint16_t port, const char *req, size_t req_len, size_t *resp_len)
 {
-    int fd = ih_connect(port);
+    return ih_http_fd(ih_connect(port), req, req_len, resp_len);
+}
+
+char *ih_http_fd(int fd, const char *req, size_t req_len, size_t *resp_len)
+{
     if (fd < 0) {
         return NULL;
     }

@@ -51,6 +51,8 @@ int ih_send_all(int fd, const void *data, size_t n);
 /* One HTTP exchange on a new connection: writes req, reads until the peer closes (requests
  * should say Connection: close) or max bytes. Returns the response (caller frees) or NULL. */
 char *ih_http(uint16_t port, const char *req, size_t req_len, size_t *resp_len);
+/* The same over a connected socket fd (closed here; fd < 0 returns NULL). */
+char *ih_http_fd(int fd, const char *req, size_t req_len, size_t *resp_len);
 /* The status code of a response, or -1. */
 int ih_http_status(const char *resp);
 

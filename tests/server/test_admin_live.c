@@ -75,25 +75,7 @@ static char *xfer(const char *src, const char *dst, uint16_t port, const char *r
         close(fd);
         return NULL;
     }
-    struct timeval tv = {30, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)ih_send_all(fd, req, strlen(req));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (cap - n < 4096) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-        ssize_t r = recv(fd, buf + n, cap - n - 1, 0);
-        if (r <= 0) {
-            break;
-        }
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    return buf;
+    return ih_http_fd(fd, req, strlen(req), NULL);
 }
 
 static char *request(uint16_t port, const char *method, const char *path, const char *body)
