@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "frame_ref.h"
 #include "pool.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -38,47 +39,9 @@ static void add(out_t *o, int v, size_t len, uint64_t hash)
     o->n++;
 }
 
-static int blank(const char *s, size_t n)
+static void record(void *ctx, srv_verdict_t v, const char *line, size_t len)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Same rules as tests/server/test_frame.c's reference. */
-static void reference(const char *in, size_t n, size_t max, out_t *r)
-{
-    size_t start = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i < n && in[i] != '\n') {
-            continue;
-        }
-        size_t raw = i - start;
-        int eof = i == n;
-        if (eof && raw == 0) {
-            break;
-        }
-        if (raw >= POOL_BLOCK_SIZE && raw > max + 1) {
-            add(r, SRV_REJECT_TOO_LARGE, 0, 0);
-        } else if (eof) {
-            if (raw >= POOL_BLOCK_SIZE || !blank(in + start, raw)) {
-                add(r, SRV_REJECT_TRUNCATED, 0, 0);
-            }
-        } else {
-            size_t len = raw > 0 && in[i - 1] == '\r' ? raw - 1 : raw;
-            if (!blank(in + start, len)) {
-                if (len > max) {
-                    add(r, SRV_REJECT_TOO_LARGE, 0, 0);
-                } else {
-                    add(r, SRV_ACCEPTED, len, fnv(in + start, len));
-                }
-            }
-        }
-        start = i + 1;
-    }
+    add(ctx, v, len, line != NULL ? fnv(line, len) : 0);
 }
 
 static void on_line(void *ctx, const char *line, size_t len)
@@ -86,12 +49,12 @@ static void on_line(void *ctx, const char *line, size_t len)
     if (memchr(line, '\n', len) != NULL) {
         abort();
     }
-    add(ctx, SRV_ACCEPTED, len, fnv(line, len));
+    record(ctx, SRV_ACCEPTED, line, len);
 }
 
 static void on_reject(void *ctx, srv_verdict_t reason)
 {
-    add(ctx, reason, 0, 0);
+    record(ctx, reason, NULL, 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -119,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     want.n = 0;
     got.n = 0;
-    reference(in, n, max, &want);
+    frame_ref(in, n, max, record, &want);
 
     srv_frame_stock_t stock;
     srv_frame_t f;
