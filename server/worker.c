@@ -166,6 +166,19 @@ static void stop_reading(srv_conn_t *c)
     }
 }
 
+/* Takes c out of w's connection list (its prev/next are left as they were). */
+static void conn_unlink(srv_worker_t *w, srv_conn_t *c)
+{
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        w->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+}
+
 /* Over the memory limit (each wake while it lasts): connections holding a line read, the others
  * are paused; with no line held on this worker, the next LIMIT_PROBES paused connections read
  * until the next check. Loop thread. */
@@ -205,12 +218,7 @@ static void limit_rebalance(srv_worker_t *w)
             if (c == tail) {
                 break; /* already last; so is everything after it in probes */
             }
-            if (c->prev != NULL) {
-                c->prev->next = c->next;
-            } else {
-                w->conns = c->next;
-            }
-            c->next->prev = c->prev;
+            conn_unlink(w, c);
             c->prev = tail;
             c->next = NULL;
             tail->next = c;
@@ -246,14 +254,7 @@ static void on_conn_closed(uv_handle_t *h)
     srv_conn_t *c = h->data;
     srv_worker_t *w = c->w;
 
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        w->conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
+    conn_unlink(w, c);
     if (c->kind == SRV_CONN_HTTP) {
         srv_http_free(&c->http);
     }
