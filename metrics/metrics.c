@@ -1,8 +1,8 @@
 /* metrics.c - the Prometheus text exposition format 0.0.4: a growable writer, family headers,
  * samples, label escaping, and per-thread histogram shards merged at scrape. */
-#include "metrics.h"
+#include "metrics/metrics.h"
 
-#include "mem.h"
+#include "mem/mem.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -332,12 +332,6 @@ int metrics_hist_init(metrics_hist_t *h, const double *bounds, size_t nbounds)
     return 0;
 }
 
-static inline void owner_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 void metrics_hist_observe_ns(metrics_hist_t *h, uint64_t ns)
 {
     /* ns / 1e9 is correctly rounded, so an observation equal to a bound's decimal literal lands
@@ -347,9 +341,9 @@ void metrics_hist_observe_ns(metrics_hist_t *h, uint64_t ns)
     while (i < h->nbounds && s > h->bounds[i]) {
         i++;
     }
-    owner_add(&h->buckets[i], 1);
-    owner_add(&h->count, 1);
-    owner_add(&h->sum_ns, ns);
+    base_counter_add(&h->buckets[i], 1);
+    base_counter_add(&h->count, 1);
+    base_counter_add(&h->sum_ns, ns);
 }
 
 void metrics_hist_merge(metrics_hist_t *dst, const metrics_hist_t *src)
@@ -358,10 +352,11 @@ void metrics_hist_merge(metrics_hist_t *dst, const metrics_hist_t *src)
         return; /* programmer error: shards of one family share their bounds */
     }
     for (size_t i = 0; i <= src->nbounds; i++) {
-        owner_add(&dst->buckets[i], atomic_load_explicit(&src->buckets[i], memory_order_relaxed));
+        base_counter_add(&dst->buckets[i],
+                         atomic_load_explicit(&src->buckets[i], memory_order_relaxed));
     }
-    owner_add(&dst->count, atomic_load_explicit(&src->count, memory_order_relaxed));
-    owner_add(&dst->sum_ns, atomic_load_explicit(&src->sum_ns, memory_order_relaxed));
+    base_counter_add(&dst->count, atomic_load_explicit(&src->count, memory_order_relaxed));
+    base_counter_add(&dst->sum_ns, atomic_load_explicit(&src->sum_ns, memory_order_relaxed));
 }
 
 void metrics_hist_samples(metrics_writer_t *w, const char *name, const char *labels,

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/counter.h"
+
 /* A counter shard written by one thread only and read by any: the writer does a relaxed load and
  * a relaxed store (no read-modify-write, no lock prefix); readers do relaxed loads. Put shards of
  * different threads in different cache lines (embed them in per-thread structs). */
@@ -16,8 +18,7 @@ typedef struct {
 
 static inline void metrics_counter_add(metrics_counter_t *c, uint64_t n)
 {
-    atomic_store_explicit(&c->v, atomic_load_explicit(&c->v, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    base_counter_add(&c->v, n);
 }
 
 static inline uint64_t metrics_counter_get(const metrics_counter_t *c)
@@ -37,8 +38,7 @@ static inline void metrics_gauge_set(metrics_gauge_t *g, int64_t v)
 
 static inline void metrics_gauge_add(metrics_gauge_t *g, int64_t d)
 {
-    atomic_store_explicit(&g->v, atomic_load_explicit(&g->v, memory_order_relaxed) + d,
-                          memory_order_relaxed);
+    base_gauge_add(&g->v, d);
 }
 
 static inline int64_t metrics_gauge_get(const metrics_gauge_t *g)

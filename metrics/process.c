@@ -1,5 +1,5 @@
 /* process.c - the standard Prometheus process collector, read from /proc/self and /proc/stat. */
-#include "metrics.h"
+#include "metrics/metrics.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* arena.c - per-event bump allocation over pool blocks; oversize requests go to the heap. */
-#include "arena.h"
+#include "pool/arena.h"
 
 #include <stdlib.h>
 #include <string.h>

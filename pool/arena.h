@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pool.h"
+#include "pool/pool.h"
 
 #define ARENA_ALIGN 16
 
@@ -45,16 +45,5 @@ void arena_reset(arena_t *a);
 
 /* Resets, then drops the cache binding. arena_destroy(NULL) does nothing. */
 void arena_destroy(arena_t *a);
-
-/* jansson's allocator is process-global (json_set_alloc_funcs), so these hooks live in
- * arena_json.c and nowhere else. Installs hooks that allocate from the calling thread's active
- * arena when there is one and from fallback_malloc/fallback_free otherwise. Call once at
- * start-up before any thread parses. */
-void arena_json_install(void *(*fallback_malloc)(size_t), void (*fallback_free)(void *));
-
-/* Makes a the calling thread's active arena (NULL: none). While active, jansson's frees of
- * arena memory are no-ops: parse, use the tree, then arena_reset without json_decref.
- * Returns the previous active arena. */
-arena_t *arena_json_activate(arena_t *a);
 
 #endif

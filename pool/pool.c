@@ -1,6 +1,8 @@
 /* pool.c - fixed 4096-byte blocks: per-thread caches (no lock, no atomic RMW), a mutex-guarded
  * depot that moves whole batches between caches, and victim-cache trimming. */
-#include "pool.h"
+#include "pool/pool.h"
+
+#include "base/counter.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -88,19 +90,6 @@ static inline uint64_t ld(_Atomic uint64_t *x)
 static inline int64_t ld_s(_Atomic int64_t *x)
 {
     return atomic_load_explicit(x, memory_order_relaxed);
-}
-
-/* Single-writer increment: a relaxed load and store, no read-modify-write instruction. */
-static inline void add(_Atomic uint64_t *x, uint64_t d)
-{
-    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + d,
-                          memory_order_relaxed);
-}
-
-static inline void add_s(_Atomic int64_t *x, int64_t d)
-{
-    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + d,
-                          memory_order_relaxed);
 }
 
 static inline void set_s(_Atomic int64_t *x, int64_t v)
@@ -340,10 +329,10 @@ static void *get_fresh(pool_cache_t *c)
     void *b = c->pool->alloc_fn(POOL_BLOCK_SIZE);
 
     if (b == NULL) {
-        add(&c->ctr.alloc_failures, 1);
+        base_counter_add(&c->ctr.alloc_failures, 1);
         return NULL;
     }
-    add(&c->ctr.misses, 1);
+    base_counter_add(&c->ctr.misses, 1);
     return b;
 }
 
@@ -361,22 +350,22 @@ void *pool_get(pool_cache_t *c)
         b = c->primary;
         c->primary = b->next;
         c->primary_n--;
-        add(&c->ctr.hits, 1);
-        add_s(&c->ctr.idle, -1);
+        base_counter_add(&c->ctr.hits, 1);
+        base_gauge_add(&c->ctr.idle, -1);
     } else if (c->victim != NULL) {
         b = c->victim;
         c->victim = b->next;
         c->victim_n--;
-        add(&c->ctr.hits, 1);
-        add_s(&c->ctr.idle, -1);
+        base_counter_add(&c->ctr.hits, 1);
+        base_gauge_add(&c->ctr.idle, -1);
     } else {
         size_t n = 0;
         b = depot_pull(c->pool, &n);
         if (b != NULL) {
             c->primary = b->next;
             c->primary_n = n - 1;
-            add(&c->ctr.hits, 1);
-            add_s(&c->ctr.idle, (int64_t)n - 1);
+            base_counter_add(&c->ctr.hits, 1);
+            base_gauge_add(&c->ctr.idle, (int64_t)n - 1);
         } else {
             b = get_fresh(c);
             if (b == NULL) {
@@ -385,7 +374,7 @@ void *pool_get(pool_cache_t *c)
         }
     }
     block_make_live(b);
-    add(&c->ctr.gets, 1);
+    base_counter_add(&c->ctr.gets, 1);
     in_use = ld_s(&c->ctr.in_use) + 1;
     set_s(&c->ctr.in_use, in_use);
     if (in_use > ld_s(&c->ctr.peak_in_use)) {
@@ -406,7 +395,7 @@ static void spill_to_depot(pool_cache_t *c)
     batch = keep_tail->next;
     keep_tail->next = NULL;
     c->primary_n -= CACHE_BATCH;
-    add_s(&c->ctr.idle, -CACHE_BATCH);
+    base_gauge_add(&c->ctr.idle, -CACHE_BATCH);
     depot_push(c->pool, batch, CACHE_BATCH);
 }
 
@@ -417,18 +406,18 @@ void pool_put(pool_cache_t *c, void *block)
     if (b == NULL) {
         return;
     }
-    add(&c->ctr.puts, 1);
-    add_s(&c->ctr.in_use, -1);
+    base_counter_add(&c->ctr.puts, 1);
+    base_gauge_add(&c->ctr.in_use, -1);
     if (pool_mode(c->pool) == POOL_MODE_NAIVE || c->pool->free_on_put) {
         c->pool->free_fn(b);
-        add(&c->ctr.released, 1);
+        base_counter_add(&c->ctr.released, 1);
         return;
     }
     b->next = c->primary;
     block_make_idle(b);
     c->primary = b;
     c->primary_n++;
-    add_s(&c->ctr.idle, 1);
+    base_gauge_add(&c->ctr.idle, 1);
     if (c->primary_n > CACHE_HIGH) {
         spill_to_depot(c);
     }
@@ -505,10 +494,10 @@ size_t pool_cache_trim(pool_cache_t *c)
         released += depot_age(p, trims);
     }
     set_s(&c->ctr.peak_in_use, ld_s(&c->ctr.in_use));
-    add(&c->ctr.released, released);
-    add(&c->ctr.trims, 1);
+    base_counter_add(&c->ctr.released, released);
+    base_counter_add(&c->ctr.trims, 1);
     uint64_t dt = now_ns() - t0;
-    add(&c->ctr.trim_ns_total, dt);
+    base_counter_add(&c->ctr.trim_ns_total, dt);
     atomic_store_explicit(&c->ctr.trim_ns_last, dt, memory_order_relaxed);
     return released;
 }

@@ -1,6 +1,6 @@
 /* admin.c - admin endpoints without the transport: routing, /debug/vars JSON, /debug/config
  * parsing and validation, /debug/allocs query. */
-#include "admin.h"
+#include "server/admin.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "server/config.h"
 
 const char *const srv_vars_reason_names[SRV_VARS_REASONS] = {"parse", "not_object", "no_type",
                                                              "too_large", "truncated"};

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "allocprof.h"
-#include "pool.h"
+#include "mem/allocprof.h"
+#include "pool/pool.h"
 
 /* ---- routing ---- */
 

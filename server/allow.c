@@ -1,5 +1,5 @@
 /* allow.c - CIDR allowlist for the admin listener: parsing, matching, formatting. */
-#include "allow.h"
+#include "server/allow.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -1,5 +1,5 @@
 /* config.c - ingestd's flags: one table drives parsing, environment variables and --help. */
-#include "config.h"
+#include "server/config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -11,10 +11,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "mem.h"
-#include "memtrace.h"
-#include "pool.h"
-#include "sink.h"
+#include "mem/mem.h"
+#include "pool/pool.h"
+#include "server/memtrace.h"
+#include "sink/sink.h"
 
 #ifndef INGESTD_VERSION
 #define INGESTD_VERSION "0.0.0"
@@ -463,7 +463,7 @@ static void allowed_text(const flag_t *f, char *buf, size_t sz)
                  f->kind == K_ADDR_OFF ? ", or off" : "");
         break;
     case K_SINK:
-        snprintf(buf, sz, "%s", SRV_SINK_SPEC_ALLOWED);
+        snprintf(buf, sz, "%s", SINK_SPEC_ALLOWED);
         break;
     case K_ALLOW:
         snprintf(buf, sz, "%s", allow_err);
@@ -548,7 +548,7 @@ static int apply(srv_config_t *cfg, const flag_t *f, const char *v)
         return 0;
     }
     case K_SINK:
-        if (srv_sink_parse_spec(v, NULL, NULL) != 0 || strlen(v) >= sizeof(cfg->sink)) {
+        if (sink_parse_spec(v, NULL, NULL) != 0 || strlen(v) >= sizeof(cfg->sink)) {
             return -EINVAL;
         }
         snprintf(cfg->sink, sizeof(cfg->sink), "%s", v);

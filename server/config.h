@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "allow.h"
+#include "server/allow.h"
 
 /* A listen address: "HOST:PORT", "[V6]:PORT", ":PORT" (all IPv4 interfaces) or "off". */
 typedef struct {
@@ -39,7 +39,7 @@ typedef struct {
     uint64_t idle_timeout_ms;
     uint64_t header_timeout_ms;
     uint64_t body_timeout_ms;
-    char sink[4102]; /* "null" or "file:PATH", checked with srv_sink_parse_spec */
+    char sink[4102]; /* "null" or "file:PATH", checked with sink_parse_spec */
     uint64_t memory_limit;
     uint64_t shutdown_timeout_ms;
     srv_log_format_t log_format;

@@ -10,12 +10,12 @@
 #include <string.h>
 #include <uv.h>
 
-#include "admin.h"
-#include "allocprof.h"
-#include "allow.h"
-#include "log.h"
-#include "mem.h"
-#include "server_internal.h"
+#include "mem/allocprof.h"
+#include "mem/mem.h"
+#include "server/admin.h"
+#include "server/allow.h"
+#include "server/log.h"
+#include "server/server_internal.h"
 
 #ifndef INGESTD_VERSION
 #define INGESTD_VERSION "0.0.0"
@@ -232,7 +232,7 @@ static int write_vars(srv_server_t *s, FILE *out)
     v.workers = s->nworkers;
     v.uptime_seconds = (double)(uv_hrtime() - s->start_ns) / 1e9;
     v.events_accepted = t.accepted;
-    for (int r = 1; r < SRV_VERDICT_COUNT && r - 1 < SRV_VARS_REASONS; r++) {
+    for (int r = 1; r < ING_VERDICT_COUNT && r - 1 < SRV_VARS_REASONS; r++) {
         v.events_rejected[r - 1] = t.rejected[r];
     }
     v.types = types;

@@ -1,6 +1,6 @@
 /* http.c - the HTTP/1.1 request layer: http-parser callbacks, body framing (NDJSON, JSON array
  * scanner, one object), limits and the responses. Transport-free; see http.h for the contract. */
-#include "http.h"
+#include "server/http.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -321,7 +321,7 @@ static void send_get_reply(srv_http_t *h, const srv_http_reply_t *r, int keep)
 
 /* ---- events ---- */
 
-static void add_error(srv_http_t *h, uint64_t line, srv_verdict_t v, const char *detail)
+static void add_error(srv_http_t *h, uint64_t line, ing_verdict_t v, const char *detail)
 {
     if (h->nerrs >= h->lim.max_errors) {
         return;
@@ -345,7 +345,7 @@ static void add_error(srv_http_t *h, uint64_t line, srv_verdict_t v, const char 
         o[w++] = ',';
     }
     w += (size_t)snprintf(o + w, 64, "{\"line\":%" PRIu64 ",\"reason\":\"%s\"", line,
-                          srv_verdict_name(v));
+                          ing_verdict_name(v));
     if (detail != NULL) {
         memcpy(o + w, ",\"detail\":\"", 11);
         w += 11;
@@ -357,7 +357,7 @@ static void add_error(srv_http_t *h, uint64_t line, srv_verdict_t v, const char 
     h->nerrs++;
 }
 
-static void reject_local(srv_http_t *h, uint64_t line, srv_verdict_t v, const char *detail)
+static void reject_local(srv_http_t *h, uint64_t line, ing_verdict_t v, const char *detail)
 {
     if (h->cbs.on_reject != NULL) {
         h->cbs.on_reject(h->ctx, v);
@@ -370,14 +370,14 @@ static void reject_too_large(srv_http_t *h, uint64_t line)
 {
     char d[64];
     snprintf(d, sizeof(d), "event over %zu bytes", h->lim.max_event_bytes);
-    reject_local(h, line, SRV_REJECT_TOO_LARGE, d);
+    reject_local(h, line, ING_REJECT_TOO_LARGE, d);
 }
 
 static void emit(srv_http_t *h, uint64_t line, const char *data, size_t len)
 {
     const char *detail = NULL;
-    srv_verdict_t v = h->cbs.on_event(h->ctx, data, len, &detail);
-    if (v == SRV_ACCEPTED) {
+    ing_verdict_t v = h->cbs.on_event(h->ctx, data, len, &detail);
+    if (v == ING_ACCEPTED) {
         h->accepted++;
     } else {
         h->rejected++;
@@ -525,7 +525,7 @@ static void array_feed(srv_http_t *h, const char *p, size_t n)
             if (c == ']' || c == ',') {
                 if (c == ',' || (h->flags & RF_AFTER_COMMA)) {
                     h->index++;
-                    reject_local(h, h->index, SRV_REJECT_PARSE, "empty array element");
+                    reject_local(h, h->index, ING_REJECT_PARSE, "empty array element");
                 }
                 if (c == ']') {
                     st = A_AFTER;
@@ -585,7 +585,7 @@ static void array_feed(srv_http_t *h, const char *p, size_t n)
                 continue;
             }
             h->index++;
-            reject_local(h, h->index, SRV_REJECT_PARSE, "data after the array");
+            reject_local(h, h->index, ING_REJECT_PARSE, "data after the array");
             st = A_JUNK;
             break;
         default: /* A_JUNK */
@@ -645,13 +645,13 @@ static void body_end(srv_http_t *h, int complete)
                 h->index++;
                 ndjson_line(h, h->carry, h->carry_len);
             } else {
-                reject_local(h, h->index + 1, SRV_REJECT_TRUNCATED, "body ended inside a line");
+                reject_local(h, h->index + 1, ING_REJECT_TRUNCATED, "body ended inside a line");
             }
         }
         break;
     case BODY_JSON_ARRAY:
         if (!skipping && h->scan_state >= A_IN_ELEM && h->scan_state <= A_IN_ESC) {
-            reject_local(h, h->index, SRV_REJECT_TRUNCATED, "body ended inside an element");
+            reject_local(h, h->index, ING_REJECT_TRUNCATED, "body ended inside an element");
         }
         break;
     case BODY_JSON_OBJECT:
@@ -659,7 +659,7 @@ static void body_end(srv_http_t *h, int complete)
             if (complete) {
                 emit(h, 1, h->carry, h->carry_len);
             } else {
-                reject_local(h, 1, SRV_REJECT_TRUNCATED, "body ended inside the object");
+                reject_local(h, 1, ING_REJECT_TRUNCATED, "body ended inside the object");
             }
         }
         break;

@@ -8,7 +8,7 @@
 
 #include <http_parser.h>
 
-#include "event.h"
+#include "ingest/verdict.h"
 
 /* Requests and answers:
  * - POST /v1/events: Content-Type application/json (parameters ignored) -> a top-level array (the
@@ -73,11 +73,11 @@ typedef struct {
      * only during the call. Returns the verdict; *detail may be set to a short text (e.g.
      * jansson's error) for the reply's errors list, valid until the callback returns. NULL:
      * POST /v1/events is 404 (for an admin-only listener). */
-    srv_verdict_t (*on_event)(void *ctx, const char *data, size_t len, const char **detail);
+    ing_verdict_t (*on_event)(void *ctx, const char *data, size_t len, const char **detail);
     /* A rejection found by this layer itself, so the caller counts every rejection (on_event is
-     * not called for these): SRV_REJECT_TOO_LARGE, SRV_REJECT_TRUNCATED, and SRV_REJECT_PARSE for
+     * not called for these): ING_REJECT_TOO_LARGE, ING_REJECT_TRUNCATED, and ING_REJECT_PARSE for
      * an empty array element ("[1,,2]", "[1,]") or bytes after the closing ']'. May be NULL. */
-    void (*on_reject)(void *ctx, srv_verdict_t reason);
+    void (*on_reject)(void *ctx, ing_verdict_t reason);
     /* GET or HEAD of another path (query string and fragment stripped; longer than 127 bytes
      * counts as unknown). Fill *reply and return 0, or return 404 for an unknown path. With reply
      * == NULL it is a probe (another method was used): return 0 if the path exists (the answer is

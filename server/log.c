@@ -1,5 +1,5 @@
 /* log.c - stderr records in text or JSON, one write(2) each; rate-limited error lines. */
-#include "log.h"
+#include "server/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

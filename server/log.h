@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "server/config.h"
 
 /* Sets the format for the whole process. Call once at start-up before other threads log. */
 void srv_log_init(srv_log_format_t format);

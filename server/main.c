@@ -4,12 +4,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
-#include "arena.h"
-#include "config.h"
-#include "log.h"
-#include "mem.h"
-#include "server.h"
+#include "ingest/arena_json.h"
+#include "mem/mem.h"
+#include "server/config.h"
+#include "server/log.h"
+#include "server/server.h"
 
 extern char **environ;
 
@@ -37,7 +38,9 @@ int main(int argc, char **argv)
                 mem_allocator_name((mem_allocator_t)cfg.allocator), mem_last_error());
         return 2;
     }
-    r = mem_hook_libuv();
+    /* libuv is routed through the layer here, the one libuv call outside server/'s loops; the
+     * layer itself knows no libuv. Must come before any other libuv call. */
+    r = uv_replace_allocator(mem_malloc, mem_realloc, mem_calloc, mem_free);
     if (r != 0) {
         srv_log("error", "cannot hook libuv's allocator", NULL);
         return 1;

@@ -1,5 +1,5 @@
 /* memtrace.c - one line per pool trim cycle (like GODEBUG=gctrace=1), and its parser. */
-#include "memtrace.h"
+#include "server/memtrace.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -10,10 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "allocprof.h"
-#include "log.h"
-#include "mem.h"
-#include "server_internal.h"
+#include "mem/allocprof.h"
+#include "mem/mem.h"
+#include "server/log.h"
+#include "server/server_internal.h"
 
 #ifndef INGESTD_VERSION
 #define INGESTD_VERSION "0.0.0"
@@ -146,7 +146,7 @@ int srv_server_create(const srv_config_t *cfg, srv_server_t **out)
 {
     srv_server_t *s = mem_calloc(1, sizeof(*s));
     pool_config_t pc;
-    srv_sink_config_t sc;
+    sink_config_t sc;
     int r;
 
     if (s == NULL) {
@@ -192,12 +192,12 @@ int srv_server_create(const srv_config_t *cfg, srv_server_t **out)
         goto fail;
     }
 
-    srv_sink_config_init(&sc);
+    sink_config_init(&sc);
     sc.spec = cfg->sink;
     sc.alloc_fn = mem_malloc;
     sc.free_fn = mem_free;
     sc.log_fn = sink_log;
-    r = srv_sink_create(&sc, &s->sink);
+    r = sink_create(&sc, &s->sink);
     if (r != 0) {
         srv_log("error", "cannot open sink", "sink", cfg->sink, "error", strerror(-r), NULL);
         goto fail;
@@ -287,7 +287,7 @@ void srv_server_destroy(srv_server_t *s)
     mem_free(s->control);
     mem_free(s->workers);
     if (s->sink != NULL) {
-        srv_sink_close(s->sink);
+        sink_close(s->sink);
     }
     pool_destroy(s->pool);
     uv_mutex_destroy(&s->wake_lock);
@@ -383,13 +383,13 @@ static void summary(srv_server_t *s, int sink_rc)
         n++;                                                                                       \
     } while (0)
     KV("events_accepted", "%llu", (unsigned long long)t.accepted);
-    static const char *const rk[SRV_VERDICT_COUNT] = {NULL,
+    static const char *const rk[ING_VERDICT_COUNT] = {NULL,
                                                       "rejected_parse",
                                                       "rejected_not_object",
                                                       "rejected_no_type",
                                                       "rejected_too_large",
                                                       "rejected_truncated"};
-    for (int r = 1; r < SRV_VERDICT_COUNT; r++) {
+    for (int r = 1; r < ING_VERDICT_COUNT; r++) {
         KV(rk[r], "%llu", (unsigned long long)t.rejected[r]);
     }
     KV("bytes_tcp", "%llu", (unsigned long long)t.bytes_tcp);
@@ -412,7 +412,7 @@ static void finish(srv_server_t *s)
 {
     s->finished = 1;
     uv_timer_stop(&s->shutdown_timer);
-    int rc = srv_sink_close(s->sink);
+    int rc = sink_close(s->sink);
     s->sink = NULL;
     s->sink_closed = 1;
     summary(s, rc);
@@ -454,7 +454,7 @@ static void on_signal(uv_signal_t *h, int signum)
     srv_server_t *s = h->data;
     if (signum == SIGHUP) {
         srv_log("info", "reopening sink", "sink", s->cfg.sink, NULL);
-        srv_sink_reopen(s->sink);
+        sink_reopen(s->sink);
         return;
     }
     if (atomic_load(&s->draining)) {
@@ -615,7 +615,7 @@ static void type_add(srv_vars_type_t *t, size_t *n, const char *name, uint64_t c
 
 srv_vars_type_t *srv_server_types(srv_server_t *s, size_t *n)
 {
-    srv_vars_type_t *t = mem_calloc((size_t)s->nworkers * SRV_TYPES_MAX + 1, sizeof(*t));
+    srv_vars_type_t *t = mem_calloc((size_t)s->nworkers * ING_TYPES_MAX + 1, sizeof(*t));
     uint64_t other = 0;
 
     *n = 0;
@@ -623,15 +623,15 @@ srv_vars_type_t *srv_server_types(srv_server_t *s, size_t *n)
         return NULL;
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
-        const srv_process_t *p = &s->workers[i]->proc;
-        uint32_t k = srv_process_type_count(p);
+        const ing_process_t *p = &s->workers[i]->proc;
+        uint32_t k = ing_process_type_count(p);
         for (uint32_t j = 0; j < k; j++) {
-            type_add(t, n, srv_process_type_name(p, j), srv_process_type_total(p, j));
+            type_add(t, n, ing_process_type_name(p, j), ing_process_type_total(p, j));
         }
-        other += srv_process_other_total(p);
+        other += ing_process_other_total(p);
     }
     if (other > 0) {
-        type_add(t, n, SRV_TYPE_OTHER, other);
+        type_add(t, n, ING_TYPE_OTHER, other);
     }
     return t;
 }
@@ -640,8 +640,8 @@ static void write_types(srv_server_t *s, metrics_writer_t *w)
 {
     size_t n;
     srv_vars_type_t *t = srv_server_types(s, &n);
-    char label[2 * SRV_TYPE_MAX + 16];
-    char esc[2 * SRV_TYPE_MAX + 8];
+    char label[2 * ING_TYPE_MAX + 16];
+    char esc[2 * ING_TYPE_MAX + 8];
 
     metrics_family(w, "ingestd_events_by_type_total", "counter",
                    "Accepted events by their \"type\" (bounded per worker; overflow as _other).");
@@ -664,7 +664,7 @@ void srv_server_totals(srv_server_t *s, srv_totals_t *t)
     for (unsigned i = 0; i < s->nworkers; i++) {
         const srv_worker_stats_t *st = &s->workers[i]->st;
         t->accepted += metrics_counter_get(&st->accepted);
-        for (int r = 1; r < SRV_VERDICT_COUNT; r++) {
+        for (int r = 1; r < ING_VERDICT_COUNT; r++) {
             t->rejected[r] += metrics_counter_get(&st->rejected[r]);
         }
         t->bytes_tcp += metrics_counter_get(&st->bytes_tcp);
@@ -693,8 +693,8 @@ void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
                    "Events that passed validation and reached the sink.");
     metrics_sample_u64(w, "ingestd_events_accepted_total", NULL, t.accepted);
     metrics_family(w, "ingestd_events_rejected_total", "counter", "Events rejected, by reason.");
-    for (int r = 1; r < SRV_VERDICT_COUNT; r++) {
-        snprintf(label, sizeof(label), "reason=\"%s\"", srv_verdict_name((srv_verdict_t)r));
+    for (int r = 1; r < ING_VERDICT_COUNT; r++) {
+        snprintf(label, sizeof(label), "reason=\"%s\"", ing_verdict_name((ing_verdict_t)r));
         metrics_sample_u64(w, "ingestd_events_rejected_total", label, t.rejected[r]);
     }
     write_types(s, w);
@@ -766,9 +766,9 @@ void srv_server_write_metrics(srv_server_t *s, metrics_writer_t *w)
     metrics_hist_write(w, "ingestd_pool_trim_duration_seconds",
                        "Time each pool trim cycle took (per worker).", &t.trim);
 
-    srv_sink_stats_t ss = {0};
+    sink_stats_t ss = {0};
     if (!s->sink_closed) {
-        srv_sink_stats(s->sink, &ss);
+        sink_stats(s->sink, &ss);
     }
     metrics_family(w, "ingestd_sink_events_written_total", "counter",
                    "Events the file sink has written.");

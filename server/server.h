@@ -3,8 +3,8 @@
 #ifndef INGESTD_SERVER_H
 #define INGESTD_SERVER_H
 
-#include "config.h"
-#include "metrics.h"
+#include "metrics/metrics.h"
+#include "server/config.h"
 
 typedef struct srv_server srv_server_t;
 

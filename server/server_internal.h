@@ -7,17 +7,17 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "admin.h"
-#include "config.h"
-#include "event.h"
-#include "frame.h"
-#include "http.h"
-#include "memtrace.h"
-#include "metrics.h"
-#include "pool.h"
-#include "process.h"
-#include "server.h"
-#include "sink.h"
+#include "ingest/frame.h"
+#include "ingest/process.h"
+#include "ingest/verdict.h"
+#include "metrics/metrics.h"
+#include "pool/pool.h"
+#include "server/admin.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/memtrace.h"
+#include "server/server.h"
+#include "sink/sink.h"
 
 #define SRV_CACHE_LINE 64
 
@@ -30,13 +30,13 @@ extern const int srv_http_codes[SRV_HTTP_CODES]; /* 0 = other */
 typedef struct {
     char pad0[SRV_CACHE_LINE];
     metrics_counter_t accepted;
-    metrics_counter_t rejected[SRV_VERDICT_COUNT];
+    metrics_counter_t rejected[ING_VERDICT_COUNT];
     metrics_counter_t bytes_tcp;
     metrics_counter_t bytes_http;
     metrics_counter_t conns_total;
     metrics_counter_t conns_refused;
     metrics_counter_t idle_closed;
-    metrics_counter_t sink_failures; /* srv_sink_append could not keep an event (no memory) */
+    metrics_counter_t sink_failures; /* sink_append could not keep an event (no memory) */
     metrics_counter_t read_pauses;   /* times reading was paused (sink full or memory limit) */
     metrics_counter_t oversize;      /* framed lines that outgrew one block */
     metrics_counter_t http_responses[SRV_HTTP_CODES]; /* index into srv_http_codes */
@@ -72,7 +72,7 @@ typedef struct srv_conn {
     uint64_t last_active; /* uv_now of the last read */
     uint64_t phase_start; /* HTTP: when the current phase began */
     srv_http_phase_t phase;
-    srv_frame_t frame; /* TCP */
+    ing_frame_t frame; /* TCP */
     srv_http_t http;   /* HTTP */
     /* HTTP responses: bytes gathered during one feed, and the buffer being written. */
     char *out;
@@ -103,9 +103,9 @@ struct srv_worker {
     uv_timer_t trim_timer;
     uv_timer_t sweep_timer;
     pool_cache_t *cache;
-    srv_process_t proc;
-    srv_frame_stock_t stock; /* assembly buffers lent to this loop's TCP connections */
-    srv_sink_writer_t *sink_w;
+    ing_process_t proc;
+    ing_frame_stock_t stock; /* assembly buffers lent to this loop's TCP connections */
+    sink_writer_t *sink_w;
     srv_conn_t *conns;
     int sink_full;
     int mem_paused;
@@ -120,7 +120,7 @@ struct srv_worker {
 struct srv_server {
     srv_config_t cfg;
     pool_t *pool;
-    srv_sink_t *sink;
+    sink_t *sink;
     unsigned nworkers;
     srv_worker_t **workers;
     srv_worker_t *control;
@@ -174,7 +174,7 @@ struct srv_server {
  * /metrics, the shutdown summary and later /debug/vars. Any thread. */
 typedef struct {
     uint64_t accepted;
-    uint64_t rejected[SRV_VERDICT_COUNT]; /* index: srv_verdict_t; [0] unused */
+    uint64_t rejected[ING_VERDICT_COUNT]; /* index: ing_verdict_t; [0] unused */
     uint64_t bytes_tcp;
     uint64_t bytes_http;
     uint64_t conns_total;
@@ -189,7 +189,7 @@ typedef struct {
 } srv_totals_t;
 void srv_server_totals(srv_server_t *s, srv_totals_t *out);
 /* One accepted-events count per type over all workers' tables, the overflow of every table
- * folded into one SRV_TYPE_OTHER entry. Returns a new array (mem_free) of *n entries, whose
+ * folded into one ING_TYPE_OTHER entry. Returns a new array (mem_free) of *n entries, whose
  * names are borrowed from the workers' tables (valid while the workers are), or NULL. */
 srv_vars_type_t *srv_server_types(srv_server_t *s, size_t *n);
 

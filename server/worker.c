@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "mem.h"
-#include "server_internal.h"
+#include "mem/mem.h"
+#include "server/log.h"
+#include "server/server_internal.h"
 
 static srv_ratelimit_t rl_accept;
 static srv_ratelimit_t rl_read;
@@ -45,30 +45,30 @@ int64_t srv_server_active_conns(srv_server_t *s)
 
 /* ---- the per-event path ---- */
 
-static srv_verdict_t ingest(srv_worker_t *w, const char *line, size_t len, const char **detail)
+static ing_verdict_t ingest(srv_worker_t *w, const char *line, size_t len, const char **detail)
 {
-    srv_verdict_t v = srv_process_line(&w->proc, line, len, detail);
+    ing_verdict_t v = ing_process_line(&w->proc, line, len, detail);
 
-    if (v != SRV_ACCEPTED) {
+    if (v != ING_ACCEPTED) {
         metrics_counter_add(&w->st.rejected[v], 1);
         return v;
     }
-    int r = srv_sink_append(w->sink_w, line, len);
+    int r = sink_append(w->sink_w, line, len);
     if (r < 0) {
         /* The sink could not keep the event (no memory): it is not accepted. */
         metrics_counter_add(&w->st.sink_failures, 1);
-        metrics_counter_add(&w->st.rejected[SRV_REJECT_TOO_LARGE], 1);
+        metrics_counter_add(&w->st.rejected[ING_REJECT_TOO_LARGE], 1);
         srv_log_error_limited(&rl_sink, "sink append failed", "error", strerror(-r), NULL);
         if (detail != NULL) {
             *detail = "no memory to keep the event";
         }
-        return SRV_REJECT_TOO_LARGE;
+        return ING_REJECT_TOO_LARGE;
     }
     if (r == 1) {
         w->sink_full = 1;
     }
     metrics_counter_add(&w->st.accepted, 1);
-    return SRV_ACCEPTED;
+    return ING_ACCEPTED;
 }
 
 static void tcp_on_line(void *ctx, const char *line, size_t len)
@@ -77,13 +77,13 @@ static void tcp_on_line(void *ctx, const char *line, size_t len)
     ingest(c->w, line, len, NULL);
 }
 
-static void on_reject(void *ctx, srv_verdict_t reason)
+static void on_reject(void *ctx, ing_verdict_t reason)
 {
     srv_conn_t *c = ctx;
     metrics_counter_add(&c->w->st.rejected[reason], 1);
 }
 
-static const srv_frame_ops_t frame_ops = {tcp_on_line, on_reject};
+static const ing_frame_ops_t frame_ops = {tcp_on_line, on_reject};
 
 /* ---- pausing ----
  *
@@ -115,7 +115,7 @@ static int should_pause(const srv_worker_t *w)
 /* A TCP connection holding bytes of an unfinished line (memory only reading releases). */
 static int holds_line(const srv_conn_t *c)
 {
-    return c->kind == SRV_CONN_TCP && !c->closing && srv_frame_pending(&c->frame);
+    return c->kind == SRV_CONN_TCP && !c->closing && ing_frame_pending(&c->frame);
 }
 
 /* Whether a TCP connection may read now (see the pausing comment above). */
@@ -152,7 +152,7 @@ static void resume_reads(srv_worker_t *w)
 static void on_sink_writable(void *ctx)
 {
     srv_worker_t *w = ctx;
-    w->sink_full = srv_sink_writer_full(w->sink_w);
+    w->sink_full = sink_writer_full(w->sink_w);
     if (!w->sink_full && !w->draining) {
         resume_reads(w); /* over the memory limit: only those tcp_may_read allows */
     }
@@ -241,7 +241,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)hint;
 
     if (c->kind == SRV_CONN_TCP) {
-        (void)srv_frame_buf(&c->frame, &base, &len);
+        (void)ing_frame_buf(&c->frame, &base, &len);
     } else {
         base = pool_get(c->w->cache);
         len = base != NULL ? POOL_BLOCK_SIZE : 0;
@@ -275,7 +275,7 @@ static void conn_close(srv_conn_t *c)
     c->closing = 1;
     if (c->kind == SRV_CONN_TCP) {
         uint64_t before = c->frame.oversize;
-        srv_frame_finish(&c->frame, &frame_ops, c);
+        ing_frame_finish(&c->frame, &frame_ops, c);
         metrics_counter_add(&c->w->st.oversize, c->frame.oversize - before);
     }
     c->reading = 0;
@@ -400,7 +400,7 @@ static void http_send(void *ctx, const char *data, size_t len)
     c->out_len += len;
 }
 
-static srv_verdict_t http_on_event(void *ctx, const char *data, size_t len, const char **detail)
+static ing_verdict_t http_on_event(void *ctx, const char *data, size_t len, const char **detail)
 {
     srv_conn_t *c = ctx;
     if (len > POOL_BLOCK_SIZE) {
@@ -410,12 +410,12 @@ static srv_verdict_t http_on_event(void *ctx, const char *data, size_t len, cons
     return ingest(c->w, data, len, detail);
 }
 
-static void http_on_reject(void *ctx, srv_verdict_t reason)
+static void http_on_reject(void *ctx, ing_verdict_t reason)
 {
     srv_conn_t *c = ctx;
     on_reject(ctx, reason);
     /* Too large means over --max-event-bytes: over one block too when that limit is. */
-    if (reason == SRV_REJECT_TOO_LARGE && !c->w->control &&
+    if (reason == ING_REJECT_TOO_LARGE && !c->w->control &&
         c->w->srv->cfg.max_event_bytes >= POOL_BLOCK_SIZE) {
         metrics_counter_add(&c->w->st.oversize, 1);
     }
@@ -542,7 +542,7 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
         if (n >= 0) {
             uint64_t before = c->frame.oversize;
             metrics_counter_add(&w->st.bytes_tcp, (uint64_t)n);
-            srv_frame_commit(&c->frame, (size_t)n, &frame_ops, c);
+            ing_frame_commit(&c->frame, (size_t)n, &frame_ops, c);
             if (c->frame.oversize != before) {
                 metrics_counter_add(&w->st.oversize, c->frame.oversize - before);
             }
@@ -678,8 +678,8 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
     }
     if (kind == SRV_CONN_TCP) {
         /* Naive mode allocates every assembly buffer afresh: no stock. */
-        srv_frame_stock_t *stock = w->pooled ? &w->stock : NULL;
-        srv_frame_init(&c->frame, w->cache, s->cfg.max_event_bytes, stock, mem_realloc, mem_free);
+        ing_frame_stock_t *stock = w->pooled ? &w->stock : NULL;
+        ing_frame_init(&c->frame, w->cache, s->cfg.max_event_bytes, stock, mem_realloc, mem_free);
     } else {
         srv_http_limits_t lim = {
             .max_header_bytes = s->cfg.max_header_bytes,
@@ -725,16 +725,16 @@ static void apply_mode(srv_worker_t *w, int pooled)
         return;
     }
     w->pooled = pooled;
-    srv_process_destroy(&w->proc); /* the arena's blocks go back to the cache */
-    srv_process_init(&w->proc, pooled, w->cache, mem_malloc, mem_free);
+    ing_process_destroy(&w->proc); /* the arena's blocks go back to the cache */
+    ing_process_init(&w->proc, pooled, w->cache, mem_malloc, mem_free);
     for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
         if (c->kind == SRV_CONN_TCP) {
             c->frame.stock = pooled ? &w->stock : NULL;
         }
     }
     if (!pooled) {
-        srv_frame_stock_destroy(&w->stock);
-        srv_frame_stock_init(&w->stock, mem_free);
+        ing_frame_stock_destroy(&w->stock);
+        ing_frame_stock_init(&w->stock, mem_free);
     }
 }
 
@@ -877,7 +877,7 @@ static void start_drain(srv_worker_t *w)
         }
         conn_close(c);
     }
-    srv_sink_writer_destroy(w->sink_w);
+    sink_writer_destroy(w->sink_w);
     w->sink_w = NULL;
     close_if_open((uv_handle_t *)&w->trim_timer);
     close_if_open((uv_handle_t *)&w->sweep_timer);
@@ -945,16 +945,16 @@ int srv_worker_setup(srv_worker_t *w)
     int r;
 
     metrics_writer_init(&w->scratch);
-    srv_frame_stock_init(&w->stock, mem_free);
+    ing_frame_stock_init(&w->stock, mem_free);
     r = pool_cache_create(s->pool, &w->cache);
     if (r != 0) {
         srv_log("error", "pool cache", "error", strerror(-r), NULL);
         return r;
     }
     w->pooled = atomic_load(&s->pooled);
-    srv_process_init(&w->proc, w->pooled, w->cache, mem_malloc, mem_free);
+    ing_process_init(&w->proc, w->pooled, w->cache, mem_malloc, mem_free);
     if (!w->control) {
-        r = srv_sink_writer_create(s->sink, w->loop, on_sink_writable, w, &w->sink_w);
+        r = sink_writer_create(s->sink, w->loop, on_sink_writable, w, &w->sink_w);
         if (r != 0) {
             srv_log("error", "sink writer", "error", strerror(r < 0 ? -r : r), NULL);
             return r;
@@ -1000,8 +1000,8 @@ void srv_worker_teardown(srv_worker_t *w)
         start_drain(w);
     }
     uv_run(w->loop, UV_RUN_DEFAULT);
-    srv_process_destroy(&w->proc);
-    srv_frame_stock_destroy(&w->stock);
+    ing_process_destroy(&w->proc);
+    ing_frame_stock_destroy(&w->stock);
     pool_cache_destroy(w->cache);
     w->cache = NULL;
     metrics_writer_free(&w->scratch);

@@ -1,8 +1,8 @@
 /* metrics_expo_sample.c - prints a sample exposition with every kind of family this module
  * writes (counters with escaped labels, gauges, special values, a histogram, the memstats and
  * process families), for `promtool check metrics` (ctest unit.metrics_promtool). */
-#include "mem.h"
-#include "metrics.h"
+#include "mem/mem.h"
+#include "metrics/metrics.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "mem.h"
-#include "metrics.h"
+#include "mem/mem.h"
+#include "metrics/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
+#include "ingest/arena_json.h"
 
 /* Counting wrappers: the pool's blocks, the arena's oversize path and jansson's fallback each
  * have their own, so a test can tell where memory came from. */

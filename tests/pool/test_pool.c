@@ -22,7 +22,7 @@
 #endif
 #endif
 
-#include "pool.h"
+#include "pool/pool.h"
 
 /* A counting allocator that can be told to fail, and remembers the last blocks it freed. */
 #define FREED_MAX 64

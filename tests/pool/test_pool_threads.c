@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool.h"
+#include "pool/pool.h"
 
 #define N_THREADS 3
 #define ROUNDS 3000

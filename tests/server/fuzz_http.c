@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "server/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,7 +32,7 @@ static void mix_tag(run_t *r, char tag, size_t n)
 }
 
 /* A verdict from the bytes themselves; the detail echoes them so escaping meets every byte. */
-static srv_verdict_t on_event(void *ctx, const char *d, size_t n, const char **detail)
+static ing_verdict_t on_event(void *ctx, const char *d, size_t n, const char **detail)
 {
     run_t *r = ctx;
     mix_tag(r, 'E', n);
@@ -40,8 +40,8 @@ static srv_verdict_t on_event(void *ctx, const char *d, size_t n, const char **d
     if (n == 0) {
         abort(); /* empty events are never passed */
     }
-    srv_verdict_t v = (srv_verdict_t)((unsigned char)d[0] % 4);
-    if (v != SRV_ACCEPTED) {
+    ing_verdict_t v = (ing_verdict_t)((unsigned char)d[0] % 4);
+    if (v != ING_ACCEPTED) {
         size_t k = n < sizeof(r->detail) - 1 ? n : sizeof(r->detail) - 1;
         memcpy(r->detail, d, k);
         r->detail[k] = '\0';
@@ -50,7 +50,7 @@ static srv_verdict_t on_event(void *ctx, const char *d, size_t n, const char **d
     return v;
 }
 
-static void on_reject(void *ctx, srv_verdict_t v)
+static void on_reject(void *ctx, ing_verdict_t v)
 {
     mix_tag(ctx, 'R', (size_t)v);
 }

@@ -27,7 +27,7 @@ int ih_stop(ih_server_t *s, int sig);
 /* Removes the log file. */
 void ih_cleanup(ih_server_t *s);
 
-/* Counters of one scrape: accepted and each rejection reason (index: srv_verdict_t). */
+/* Counters of one scrape: accepted and each rejection reason (index: ing_verdict_t). */
 typedef struct {
     double v[6];
 } ih_counts_t;

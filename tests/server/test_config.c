@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
-#include "mem.h"
-#include "pool.h"
+#include "mem/mem.h"
+#include "pool/pool.h"
+#include "server/config.h"
 
 static void test_bytes_accepts_plain_and_binary_suffixes(void **state)
 {

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "server/http.h"
 
 /* ---- a recording connection ---- */
 
@@ -51,7 +51,7 @@ typedef struct {
     srv_http_t h;
     buf_t out; /* response bytes */
     buf_t log; /* every callback, in order */
-    int verdicts[SRV_VERDICT_COUNT];
+    int verdicts[ING_VERDICT_COUNT];
     int requests; /* on_request_done calls */
     int last_status;
     int shedding;
@@ -59,37 +59,37 @@ typedef struct {
     char err_text[JSON_ERROR_TEXT_LENGTH];
 } conn_t;
 
-static srv_verdict_t on_event(void *ctx, const char *data, size_t len, const char **detail)
+static ing_verdict_t on_event(void *ctx, const char *data, size_t len, const char **detail)
 {
     conn_t *c = ctx;
     json_error_t err;
-    srv_verdict_t v = SRV_ACCEPTED;
+    ing_verdict_t v = ING_ACCEPTED;
     buf_fmt(&c->log, "event %zu:", len);
     buf_add(&c->log, data, len);
     json_t *j = json_loadb(data, len, JSON_DECODE_ANY, &err);
     if (j == NULL) {
         memcpy(c->err_text, err.text, sizeof(c->err_text));
         *detail = c->err_text;
-        v = SRV_REJECT_PARSE;
+        v = ING_REJECT_PARSE;
     } else if (!json_is_object(j)) {
-        v = SRV_REJECT_NOT_OBJECT;
+        v = ING_REJECT_NOT_OBJECT;
     } else {
         json_t *t = json_object_get(j, "type");
         if (!json_is_string(t) || json_string_length(t) < 1 ||
-            json_string_length(t) > SRV_TYPE_MAX) {
-            v = SRV_REJECT_NO_TYPE;
+            json_string_length(t) > ING_TYPE_MAX) {
+            v = ING_REJECT_NO_TYPE;
         }
     }
     json_decref(j);
-    buf_fmt(&c->log, " -> %s\n", srv_verdict_name(v));
+    buf_fmt(&c->log, " -> %s\n", ing_verdict_name(v));
     c->verdicts[v]++;
     return v;
 }
 
-static void on_reject(void *ctx, srv_verdict_t reason)
+static void on_reject(void *ctx, ing_verdict_t reason)
 {
     conn_t *c = ctx;
-    buf_fmt(&c->log, "reject %s\n", srv_verdict_name(reason));
+    buf_fmt(&c->log, "reject %s\n", ing_verdict_name(reason));
     c->verdicts[reason]++;
 }
 
@@ -273,10 +273,10 @@ static void test_ndjson_body_passes_each_line_and_counts_verdicts(void **state)
         feed(c, post(NULL, "{\"type\":\"a\"}\n{\"type\":\"b\",\"x\":1}\n[1]\n{\"x\":1}\n{bad\n")),
         0);
     expect_counts(c, 0, 2, 3);
-    assert_int_equal(c->verdicts[SRV_ACCEPTED], 2);
-    assert_int_equal(c->verdicts[SRV_REJECT_NOT_OBJECT], 1);
-    assert_int_equal(c->verdicts[SRV_REJECT_NO_TYPE], 1);
-    assert_int_equal(c->verdicts[SRV_REJECT_PARSE], 1);
+    assert_int_equal(c->verdicts[ING_ACCEPTED], 2);
+    assert_int_equal(c->verdicts[ING_REJECT_NOT_OBJECT], 1);
+    assert_int_equal(c->verdicts[ING_REJECT_NO_TYPE], 1);
+    assert_int_equal(c->verdicts[ING_REJECT_PARSE], 1);
     assert_int_equal(c->requests, 1);
     assert_int_equal(c->last_status, 200);
     assert_int_equal(srv_http_phase(&c->h), SRV_HTTP_IDLE);
@@ -338,7 +338,7 @@ static void test_json_array_bad_elements_are_rejected_by_index(void **state)
         assert_string_equal(json_string_value(json_object_get(e, "reason")), reasons[i]);
     }
     json_decref(j);
-    assert_int_equal(c->verdicts[SRV_REJECT_PARSE], 3);
+    assert_int_equal(c->verdicts[ING_REJECT_PARSE], 3);
     conn_free(c);
 }
 
@@ -368,7 +368,7 @@ static void test_json_array_cut_by_end_of_body_is_truncated(void **state)
     conn_t *c = conn_new(NULL);
     feed(c, post("application/json", "[{\"type\":\"a\"},{\"type\":"));
     expect_counts(c, 0, 1, 1);
-    assert_int_equal(c->verdicts[SRV_REJECT_TRUNCATED], 1);
+    assert_int_equal(c->verdicts[ING_REJECT_TRUNCATED], 1);
     conn_free(c);
 }
 
@@ -555,7 +555,7 @@ static void test_content_length_over_max_body_is_413_before_the_body(void **stat
     resp_t r = get_resp(c, 0);
     assert_int_equal(r.status, 413);
     assert_non_null(strstr(r.head, "Connection: close\r\n"));
-    assert_int_equal(c->verdicts[SRV_ACCEPTED], 0);
+    assert_int_equal(c->verdicts[ING_ACCEPTED], 0);
     conn_free(c);
 
     c = conn_new(&lim);
@@ -585,7 +585,7 @@ static void test_chunked_body_over_max_body_is_413(void **state)
     assert_int_equal(jint(j, "accepted"), 2);
     assert_int_equal(jint(j, "rejected"), 1);
     json_decref(j);
-    assert_int_equal(c->verdicts[SRV_REJECT_TRUNCATED], 1);
+    assert_int_equal(c->verdicts[ING_REJECT_TRUNCATED], 1);
     conn_free(c);
 }
 
@@ -666,7 +666,7 @@ static void test_unknown_path_is_404_and_wrong_method_is_405_with_allow(void **s
     assert_non_null(strstr(r.head, "Allow: GET, HEAD\r\n"));
     assert_int_equal(get_resp(c, 3).status, 404);
     assert_int_equal(get_resp(c, 4).status, 200);
-    assert_int_equal(c->verdicts[SRV_ACCEPTED] + c->verdicts[SRV_REJECT_PARSE], 0);
+    assert_int_equal(c->verdicts[ING_ACCEPTED] + c->verdicts[ING_REJECT_PARSE], 0);
     conn_free(c);
 }
 
@@ -679,7 +679,7 @@ static void test_shedding_answers_503_with_retry_after_and_skips_the_body(void *
     resp_t r = get_resp(c, 0);
     assert_int_equal(r.status, 503);
     assert_non_null(strstr(r.head, "Retry-After: 1\r\n"));
-    assert_int_equal(c->verdicts[SRV_ACCEPTED], 0);
+    assert_int_equal(c->verdicts[ING_ACCEPTED], 0);
     assert_null(strstr(c->log.p, "event"));
     /* keep-alive: the next request is served once shedding stops */
     c->shedding = 0;
@@ -710,7 +710,7 @@ static void test_too_large_event_is_skipped_and_the_next_accepted(void **state)
         const char *req = post(NULL, body);
         feed_steps(c, req, strlen(req), step);
         expect_counts(c, 0, 1, 1);
-        assert_int_equal(c->verdicts[SRV_REJECT_TOO_LARGE], 1);
+        assert_int_equal(c->verdicts[ING_REJECT_TOO_LARGE], 1);
         assert_non_null(strstr(c->log.p, "event 15:{\"type\":\"next\"} -> accepted"));
         /* the skipped line was never buffered */
         assert_true(c->h.carry_cap <= lim.max_event_bytes + 1);
@@ -741,7 +741,7 @@ static void test_event_of_exactly_max_bytes_is_passed_and_one_more_is_too_large(
         const char *req = post(NULL, body);
         feed_steps(c, req, strlen(req), step);
         expect_counts(c, 0, 2, 1);
-        assert_int_equal(c->verdicts[SRV_REJECT_TOO_LARGE], 1);
+        assert_int_equal(c->verdicts[ING_REJECT_TOO_LARGE], 1);
         conn_free(c);
     }
 }
@@ -825,8 +825,8 @@ static void test_eof_inside_a_body_rejects_the_partial_line_as_truncated(void **
                      0);
     assert_int_equal(srv_http_phase(&c->h), SRV_HTTP_BODY);
     assert_int_equal(srv_http_eof(&c->h), 1);
-    assert_int_equal(c->verdicts[SRV_ACCEPTED], 1);
-    assert_int_equal(c->verdicts[SRV_REJECT_TRUNCATED], 1);
+    assert_int_equal(c->verdicts[ING_ACCEPTED], 1);
+    assert_int_equal(c->verdicts[ING_REJECT_TRUNCATED], 1);
     assert_null(c->out.p);
     conn_free(c);
 
@@ -870,7 +870,7 @@ static void test_content_encoding_is_415(void **state)
                              "Content-Length: 3\r\n\r\nabc"),
                      0);
     assert_int_equal(get_resp(c, 0).status, 415);
-    assert_int_equal(c->verdicts[SRV_REJECT_PARSE], 0);
+    assert_int_equal(c->verdicts[ING_REJECT_PARSE], 0);
     conn_free(c);
 }
 
@@ -887,7 +887,7 @@ static void test_no_allocation_per_event_when_lines_do_not_cross_feeds(void **st
     for (int i = 0; i < 3; i++) {
         feed(c, req);
     }
-    assert_int_equal(c->verdicts[SRV_ACCEPTED], 600);
+    assert_int_equal(c->verdicts[ING_ACCEPTED], 600);
     assert_null(c->h.carry);
     assert_null(c->h.errs);
     conn_free(c);
@@ -956,7 +956,7 @@ static void test_allocation_failure_rejects_the_carried_event_and_keeps_counts(v
     assert_int_equal(jint(j, "rejected"), 1);
     assert_int_equal(json_array_size(json_object_get(j, "errors")), 0);
     json_decref(j);
-    assert_int_equal(c->verdicts[SRV_REJECT_TOO_LARGE], 1);
+    assert_int_equal(c->verdicts[ING_REJECT_TOO_LARGE], 1);
     conn_free(c);
 }
 

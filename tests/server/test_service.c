@@ -83,7 +83,7 @@ static void test_promtool_accepts_a_live_metrics_page(void **state)
     ih_cleanup(&s);
 }
 
-/* 70 distinct types on one worker: the first SRV_TYPES_MAX (64) by name, the rest as _other, the
+/* 70 distinct types on one worker: the first ING_TYPES_MAX (64) by name, the rest as _other, the
  * same in /metrics and /debug/vars. */
 static void test_types_beyond_the_table_count_as_other(void **state)
 {

@@ -1,0 +1,89 @@
+/* frame.h - the NDJSON line framer: bytes land in one pooled block per connection, complete
+ * lines come out, a partial line is carried to the front of the block, and a line longer than a
+ * block is assembled on a counted heap path up to the event limit or skipped as too_large. */
+#ifndef INGESTD_FRAME_H
+#define INGESTD_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingest/verdict.h"
+#include "pool/pool.h"
+
+/* What the framer reports. Both are called synchronously from ing_frame_commit/finish/feed. */
+typedef struct {
+    /* A complete event: the line without its "\n" and one trailing "\r"; never blank (blank or
+     * whitespace-only lines are skipped); len <= the event limit. line is borrowed until the
+     * callback returns. */
+    void (*on_line)(void *ctx, const char *line, size_t len);
+    /* A line rejected by the framer: ING_REJECT_TOO_LARGE (reported once, when the line
+     * crosses the limit; the rest up to the next newline is then skipped unbuffered) or
+     * ING_REJECT_TRUNCATED (a partial line at end of stream). */
+    void (*on_reject)(void *ctx, ing_verdict_t reason);
+} ing_frame_ops_t;
+
+/* A worker's small stock of assembly buffers, shared by its connections, so that lines over one
+ * block make no heap allocation in steady state while memory stays bounded (at most
+ * ING_FRAME_STOCK buffers of at most ING_FRAME_STOCK_MAX_BYTES are kept). Owner thread only. */
+#define ING_FRAME_STOCK 4
+#define ING_FRAME_STOCK_MAX_BYTES ((size_t)64 * 1024)
+typedef struct {
+    char *buf[ING_FRAME_STOCK];
+    size_t cap[ING_FRAME_STOCK];
+    unsigned n;
+    void (*free_fn)(void *);
+} ing_frame_stock_t;
+
+/* free_fn (NULL: free) frees buffers at destroy. Cannot fail. */
+void ing_frame_stock_init(ing_frame_stock_t *st, void (*free_fn)(void *));
+/* Frees every stocked buffer. */
+void ing_frame_stock_destroy(ing_frame_stock_t *st);
+
+/* One connection's framing state; embed it. Fields are private to frame.c. */
+typedef struct {
+    pool_cache_t *cache; /* borrowed; blocks come from and go back here */
+    char *block;         /* current block (POOL_BLOCK_SIZE) or NULL */
+    size_t len;          /* bytes of a partial line at the block's front */
+    char *big;           /* assembly buffer of a line over one block */
+    size_t big_len;
+    size_t big_cap;
+    int skipping; /* discarding a too-large line up to the next newline */
+    size_t max_event;
+    ing_frame_stock_t *stock; /* borrowed, may be NULL */
+    void *(*realloc_fn)(void *, size_t);
+    void (*free_fn)(void *);
+    uint64_t oversize;   /* lines that outgrew one block (assembled or too large) */
+    uint64_t big_allocs; /* heap (re)allocations made by the assembly path */
+} ing_frame_t;
+
+/* Binds f to a pool cache. max_event: the longest event in bytes (without line ending).
+ * realloc_fn/free_fn serve the assembly path (NULL: realloc/free; the stock's buffers must come
+ * from the same allocator); stock (may be NULL) lends and takes back assembly buffers. Takes no
+ * block yet. */
+void ing_frame_init(ing_frame_t *f, pool_cache_t *cache, size_t max_event, ing_frame_stock_t *stock,
+                    void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
+
+/* The writable rest of the current block, taking a block from the pool when f holds none:
+ * the libuv alloc_cb. Returns 0, or -ENOMEM when the pool cannot give a block. */
+int ing_frame_buf(ing_frame_t *f, char **base, size_t *len);
+
+/* Frames n bytes just written at the region ing_frame_buf returned (n may be 0) and reports
+ * every complete line. Afterwards the block holds only a partial line, or is back in the pool
+ * when nothing is carried. */
+void ing_frame_commit(ing_frame_t *f, size_t n, const ing_frame_ops_t *ops, void *ctx);
+
+/* Copies data through ing_frame_buf/commit (for bodies and tests). Returns 0 or -ENOMEM (what
+ * was framed before the failure was reported). */
+int ing_frame_feed(ing_frame_t *f, const char *data, size_t n, const ing_frame_ops_t *ops,
+                   void *ctx);
+
+/* End of stream: a partial non-blank line is reported as truncated; then ing_frame_release. */
+void ing_frame_finish(ing_frame_t *f, const ing_frame_ops_t *ops, void *ctx);
+
+/* Returns the block and the assembly buffer without reporting anything. Idempotent. */
+void ing_frame_release(ing_frame_t *f);
+
+/* 1 when f holds bytes of an unfinished line (block partial, assembly or skip in progress). */
+int ing_frame_pending(const ing_frame_t *f);
+
+#endif

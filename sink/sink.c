@@ -1,0 +1,844 @@
+/* sink.c - null and file sinks: per-worker chunk batching, one writer thread per sink,
+ * backpressure through a bounded set of recycled chunks (contract in sink.h). */
+#include "sink/sink.h"
+
+#include "base/counter.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FILE_PREFIX "file:"
+#define IOV_BATCH 64
+#define BACKOFF_MIN_NS (10ull * 1000 * 1000)
+#define BACKOFF_MAX_NS (1000ull * 1000 * 1000)
+#define GIVE_UP_ATTEMPTS 3
+#define LOG_INTERVAL_NS (1000ull * 1000 * 1000)
+
+typedef enum {
+    CHUNK_REGULAR, /* one of the writer's max_pending_chunks, recycled */
+    CHUNK_EXTRA,   /* taken while full, freed by the writer thread after its write */
+    CHUNK_OVERSIZE /* one event larger than a chunk, freed after its write */
+} chunk_kind_t;
+
+typedef struct chunk {
+    struct chunk *next;
+    sink_writer_t *owner;
+    size_t cap;        /* bytes of data[] */
+    size_t len;        /* bytes filled (whole lines) */
+    size_t off;        /* bytes already written (writer thread) */
+    uint64_t nevents;  /* lines in data[0..len) */
+    chunk_kind_t kind; /* decides who frees it */
+    char data[];
+} chunk_t;
+
+struct srv_sink {
+    sink_kind_t kind;
+    size_t chunk_bytes;
+    size_t max_chunks;
+    size_t full_at;   /* a writer is full when its in-flight bytes reach this */
+    size_t resume_at; /* ... and writable again at or below this */
+    uint64_t flush_interval_ms;
+    void *(*alloc_fn)(size_t size);
+    void (*free_fn)(void *ptr);
+    void (*log_fn)(void *log_ctx, const char *line);
+    void *log_ctx;
+    char *path; /* file sink: owned copy */
+
+    /* Shared between the workers, the writer thread and stats readers; guarded by lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t drained;  /* a destroying writer's in-flight bytes reached 0 */
+    chunk_t *queue_head;     /* chunks handed over, in order, not yet taken */
+    chunk_t *queue_tail;     /* by the writer thread */
+    sink_writer_t *writers;  /* live writer handles */
+    bool closing;            /* sink_close has begun */
+    uint64_t retired_events; /* counters of destroyed writers */
+    uint64_t retired_bytes;
+    uint64_t retired_stalls;
+    uint64_t retired_oversize;
+    uint64_t retired_extra;
+
+    /* Writer thread (file sink). wake is a semaphore because sem_post is async-signal-safe. */
+    pthread_t thread;
+    bool thread_started;
+    sem_t wake;
+    atomic_int reopen_requested; /* set by sink_reopen, any thread or signal handler */
+    int fd;                      /* writer thread only once it runs */
+    int first_loss_error;        /* writer thread; read by close after the join */
+    bool gave_up;                /* writer thread: a chunk was given up during close */
+    uint64_t last_log_ns;        /* writer thread: rate limit of log lines */
+    bool logged;
+    uint64_t suppressed_logs;
+
+    /* Written by the writer thread, read by anyone (release/acquire so pending_bytes never goes
+     * below what was appended before). */
+    _Atomic uint64_t events_written;
+    _Atomic uint64_t bytes_written;
+    _Atomic uint64_t write_errors;
+    _Atomic uint64_t events_lost;
+    _Atomic uint64_t bytes_lost;
+    _Atomic uint64_t reopens;
+};
+
+struct sink_writer {
+    sink_t *sink;
+    sink_writer_t *prev; /* sink->writers list, guarded by sink->lock */
+    sink_writer_t *next;
+    uv_async_t async; /* file sink: on_writable wake-up from the writer thread */
+    uv_timer_t timer; /* file sink with flush_interval_ms */
+    bool has_timer;
+    int open_handles;           /* closed by destroy; the struct is freed when this reaches 0 */
+    void (*free_fn)(void *ptr); /* the sink's, kept here: the sink may be closed before */
+    sink_writable_cb on_writable;
+    void *ctx;
+
+    /* Owner loop thread only. */
+    chunk_t *cur;       /* chunk being filled, or NULL */
+    chunk_t *free_list; /* regular chunks ready for reuse */
+    size_t nregular;    /* regular chunks allocated, <= max_chunks */
+
+    /* Written by the owner only (load + store, no read-modify-write), read by anyone. */
+    _Atomic uint64_t events;
+    _Atomic uint64_t bytes;
+    _Atomic uint64_t stalls;
+    _Atomic uint64_t oversize;
+    _Atomic uint64_t extra;
+
+    /* Guarded by sink->lock. full is written by the owner only, so the owner reads it bare. */
+    chunk_t *returned; /* regular chunks written and given back by the writer thread */
+    size_t inflight;   /* bytes (chunk capacities) handed over and not yet returned */
+    int full;
+    bool async_pending;
+    bool destroying;
+};
+
+static void bump(_Atomic uint64_t *counter, uint64_t n)
+{
+    base_counter_add(counter, n);
+}
+
+static uint64_t get(_Atomic uint64_t *counter)
+{
+    return atomic_load_explicit(counter, memory_order_relaxed);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void sink_config_init(sink_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->spec = "null";
+    cfg->chunk_bytes = SINK_DEFAULT_CHUNK_BYTES;
+    cfg->max_pending_chunks = SINK_DEFAULT_MAX_PENDING_CHUNKS;
+    cfg->flush_interval_ms = SINK_DEFAULT_FLUSH_INTERVAL_MS;
+}
+
+int sink_parse_spec(const char *spec, sink_kind_t *kind, const char **path)
+{
+    if (spec == NULL) {
+        return -EINVAL;
+    }
+    if (strcmp(spec, "null") == 0) {
+        if (kind != NULL) {
+            *kind = SINK_NULL;
+        }
+        if (path != NULL) {
+            *path = NULL;
+        }
+        return 0;
+    }
+    size_t plen = strlen(FILE_PREFIX);
+    if (strncmp(spec, FILE_PREFIX, plen) == 0 && spec[plen] != '\0') {
+        if (kind != NULL) {
+            *kind = SINK_FILE;
+        }
+        if (path != NULL) {
+            *path = spec + plen;
+        }
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* ---- writer thread ---- */
+
+__attribute__((format(printf, 2, 3))) static void log_line(sink_t *s, const char *fmt, ...)
+{
+    uint64_t now = now_ns();
+    if (s->logged && now - s->last_log_ns < LOG_INTERVAL_NS) {
+        s->suppressed_logs++;
+        return;
+    }
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof(line) && s->suppressed_logs > 0) {
+        snprintf(line + n, sizeof(line) - (size_t)n, " (%llu similar suppressed)",
+                 (unsigned long long)s->suppressed_logs);
+    }
+    s->suppressed_logs = 0;
+    s->logged = true;
+    s->last_log_ns = now;
+    if (s->log_fn != NULL) {
+        s->log_fn(s->log_ctx, line);
+    } else {
+        fprintf(stderr, "ingestd: sink: %s\n", line);
+    }
+}
+
+/* Opens the path for appending. O_NONBLOCK only for the open itself, so a FIFO without a reader
+ * fails with ENXIO instead of blocking; writes then block. Returns an fd or -errno. */
+static int open_path(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
+    if (fd < 0) {
+        return -errno;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static void reopen_file(sink_t *s)
+{
+    int fd = open_path(s->path);
+    if (fd < 0) {
+        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+        log_line(s, "reopen %s: %s (still writing to the previous file)", s->path, strerror(-fd));
+        return;
+    }
+    close(s->fd);
+    s->fd = fd;
+    atomic_fetch_add_explicit(&s->reopens, 1, memory_order_relaxed);
+}
+
+/* Gives written (or lost) chunks back: regular ones to their writer for reuse, the others to
+ * free_fn. Wakes a full writer that has room again, and a destroy waiting for its chunks. */
+static void return_chunks(sink_t *s, chunk_t **cs, size_t n)
+{
+    chunk_t *to_free = NULL;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < n; i++) {
+        chunk_t *c = cs[i];
+        sink_writer_t *w = c->owner;
+        w->inflight -= c->cap;
+        if (c->kind == CHUNK_REGULAR) {
+            c->next = w->returned;
+            w->returned = c;
+        } else {
+            c->next = to_free;
+            to_free = c;
+        }
+        if (w->full && !w->async_pending && w->inflight <= s->resume_at) {
+            w->async_pending = true;
+            uv_async_send(&w->async);
+        }
+        if (w->destroying && w->inflight == 0) {
+            pthread_cond_broadcast(&s->drained);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    while (to_free != NULL) {
+        chunk_t *next = to_free->next;
+        s->free_fn(to_free);
+        to_free = next;
+    }
+}
+
+/* Sleeps for the backoff, waking early when posted (close, destroy, reopen, new chunks). */
+static void backoff_wait(sink_t *s, uint64_t ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t t = (uint64_t)ts.tv_nsec + ns;
+    ts.tv_sec += (time_t)(t / 1000000000ull);
+    ts.tv_nsec = (long)(t % 1000000000ull);
+    while (sem_timedwait(&s->wake, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Handles a failed write of the chunk at the head of the batch. Returns true when that chunk
+ * is given up (only while its writer is being destroyed or the sink closed). */
+static bool on_write_error(sink_t *s, chunk_t *head, int err, int *attempts, uint64_t *backoff)
+{
+    atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+    log_line(s, "write %s: %s (retrying)", s->path, strerror(err));
+    pthread_mutex_lock(&s->lock);
+    bool ending = s->closing || head->owner->destroying;
+    pthread_mutex_unlock(&s->lock);
+    (*attempts)++;
+    if (ending && (s->gave_up || *attempts >= GIVE_UP_ATTEMPTS)) {
+        s->gave_up = true;
+        if (s->first_loss_error == 0) {
+            s->first_loss_error = -err;
+        }
+        atomic_fetch_add_explicit(&s->events_lost, head->nevents, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->bytes_lost, head->len - head->off, memory_order_release);
+        log_line(s, "gave up on %llu events (%zu bytes) after write errors: %s",
+                 (unsigned long long)head->nevents, head->len - head->off, strerror(err));
+        return true;
+    }
+    if (err == EBADF || atomic_exchange(&s->reopen_requested, 0)) {
+        reopen_file(s);
+    }
+    backoff_wait(s, *backoff);
+    *backoff = *backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *backoff * 2;
+    return false;
+}
+
+/* Writes a list of chunks in order with writev, retrying on errors (see sink.h). */
+static void write_batch(sink_t *s, chunk_t *c)
+{
+    struct iovec iov[IOV_BATCH];
+    chunk_t *cs[IOV_BATCH];
+    int attempts = 0;
+    uint64_t backoff = BACKOFF_MIN_NS;
+    while (c != NULL) {
+        size_t n = 0;
+        for (chunk_t *p = c; p != NULL && n < IOV_BATCH; p = p->next) {
+            iov[n].iov_base = p->data + p->off;
+            iov[n].iov_len = p->len - p->off;
+            cs[n++] = p;
+        }
+        chunk_t *after = cs[n - 1]->next;
+        ssize_t r = writev(s->fd, iov, (int)n);
+        if (r <= 0) {
+            int err = r < 0 ? errno : EIO; /* no progress on non-empty chunks: an error too */
+            if (err == EINTR) {
+                continue;
+            }
+            if (on_write_error(s, c, err, &attempts, &backoff)) {
+                chunk_t *next = c->next;
+                return_chunks(s, &c, 1);
+                c = next;
+                attempts = 0;
+            }
+            continue;
+        }
+        attempts = 0;
+        backoff = BACKOFF_MIN_NS;
+        size_t left = (size_t)r;
+        size_t done = 0;
+        uint64_t events = 0;
+        while (done < n) {
+            size_t rem = cs[done]->len - cs[done]->off;
+            if (left < rem) {
+                cs[done]->off += left;
+                break;
+            }
+            left -= rem;
+            cs[done]->off = cs[done]->len;
+            events += cs[done]->nevents;
+            done++;
+        }
+        c = done < n ? cs[done] : after;
+        atomic_fetch_add_explicit(&s->events_written, events, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->bytes_written, (uint64_t)r, memory_order_release);
+        return_chunks(s, cs, done);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    sink_t *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        chunk_t *batch = s->queue_head;
+        s->queue_head = s->queue_tail = NULL;
+        bool closing = s->closing;
+        pthread_mutex_unlock(&s->lock);
+        /* After taking the batch: a chunk appended after sink_reopen returned is in this
+         * batch or a later one, so it goes to the new file. */
+        if (atomic_exchange(&s->reopen_requested, 0)) {
+            reopen_file(s);
+        }
+        if (batch != NULL) {
+            write_batch(s, batch);
+            continue;
+        }
+        if (closing) {
+            break;
+        }
+        while (sem_wait(&s->wake) != 0 && errno == EINTR) {
+        }
+    }
+    return NULL;
+}
+
+/* ---- sink ---- */
+
+sink_kind_t sink_kind(const sink_t *s)
+{
+    return s->kind;
+}
+
+size_t sink_writer_bound(const sink_t *s)
+{
+    return s->chunk_bytes * s->max_chunks;
+}
+
+static void sink_free(sink_t *s)
+{
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->drained);
+    if (s->kind == SINK_FILE) {
+        sem_destroy(&s->wake);
+    }
+    s->free_fn(s->path);
+    s->free_fn(s);
+}
+
+int sink_create(const sink_config_t *cfg, sink_t **out)
+{
+    sink_kind_t kind;
+    const char *path;
+    if (cfg == NULL || out == NULL || sink_parse_spec(cfg->spec, &kind, &path) != 0) {
+        return -EINVAL;
+    }
+    size_t chunk = cfg->chunk_bytes ? cfg->chunk_bytes : SINK_DEFAULT_CHUNK_BYTES;
+    size_t max =
+        cfg->max_pending_chunks ? cfg->max_pending_chunks : SINK_DEFAULT_MAX_PENDING_CHUNKS;
+    if (max < 2 || chunk > (SIZE_MAX - sizeof(chunk_t)) / max) {
+        return -EINVAL;
+    }
+    void *(*alloc_fn)(size_t) = cfg->alloc_fn ? cfg->alloc_fn : malloc;
+    void (*free_fn)(void *) = cfg->free_fn ? cfg->free_fn : free;
+
+    sink_t *s = alloc_fn(sizeof(*s));
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    memset(s, 0, sizeof(*s));
+    s->kind = kind;
+    s->chunk_bytes = chunk;
+    s->max_chunks = max;
+    s->full_at = chunk * (max - 1);
+    s->resume_at = s->full_at / 2;
+    s->flush_interval_ms = cfg->flush_interval_ms;
+    s->alloc_fn = alloc_fn;
+    s->free_fn = free_fn;
+    s->log_fn = cfg->log_fn;
+    s->log_ctx = cfg->log_ctx;
+    s->fd = -1;
+    atomic_init(&s->reopen_requested, 0);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->drained, NULL);
+    if (kind == SINK_NULL) {
+        *out = s;
+        return 0;
+    }
+
+    int rc;
+    sem_init(&s->wake, 0, 0);
+    size_t plen = strlen(path) + 1;
+    s->path = alloc_fn(plen);
+    if (s->path == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    memcpy(s->path, path, plen);
+    s->fd = open_path(s->path);
+    if (s->fd < 0) {
+        rc = s->fd;
+        goto fail;
+    }
+    /* The writer thread starts with every signal blocked: SIGHUP/SIGTERM go to the threads that
+     * handle them, and a write to a closed FIFO returns EPIPE instead of killing the process. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = -pthread_create(&s->thread, NULL, writer_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        goto fail;
+    }
+    s->thread_started = true;
+    *out = s;
+    return 0;
+
+fail:
+    if (s->fd >= 0) {
+        close(s->fd);
+    }
+    sink_free(s);
+    return rc;
+}
+
+void sink_reopen(sink_t *s)
+{
+    if (s == NULL || s->kind != SINK_FILE) {
+        return;
+    }
+    atomic_store(&s->reopen_requested, 1);
+    sem_post(&s->wake);
+}
+
+void sink_stats(sink_t *s, sink_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* Written figures first (acquire): everything they cover was appended before, so the
+     * appended sums read next are at least as large. */
+    out->bytes_written = atomic_load_explicit(&s->bytes_written, memory_order_acquire);
+    uint64_t bytes_lost = atomic_load_explicit(&s->bytes_lost, memory_order_acquire);
+    out->events_written = get(&s->events_written);
+    out->events_lost = get(&s->events_lost);
+    out->write_errors = get(&s->write_errors);
+    out->reopens = get(&s->reopens);
+    pthread_mutex_lock(&s->lock);
+    out->events_appended = s->retired_events;
+    out->bytes_appended = s->retired_bytes;
+    out->stalls = s->retired_stalls;
+    out->oversize = s->retired_oversize;
+    out->extra_chunks = s->retired_extra;
+    for (sink_writer_t *w = s->writers; w != NULL; w = w->next) {
+        out->events_appended += get(&w->events);
+        out->bytes_appended += get(&w->bytes);
+        out->stalls += get(&w->stalls);
+        out->oversize += get(&w->oversize);
+        out->extra_chunks += get(&w->extra);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (s->kind == SINK_FILE && out->bytes_appended > out->bytes_written + bytes_lost) {
+        out->pending_bytes = out->bytes_appended - out->bytes_written - bytes_lost;
+    }
+}
+
+int sink_close(sink_t *s)
+{
+    if (s == NULL) {
+        return 0;
+    }
+    assert(s->writers == NULL && "destroy every writer before sink_close");
+    int rc = 0;
+    if (s->kind == SINK_FILE) {
+        pthread_mutex_lock(&s->lock);
+        s->closing = true;
+        pthread_mutex_unlock(&s->lock);
+        sem_post(&s->wake);
+        pthread_join(s->thread, NULL);
+        rc = s->first_loss_error;
+        if (fsync(s->fd) != 0 && errno != EINVAL && errno != EROFS) {
+            int err = errno;
+            atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+            s->logged = false; /* always said */
+            log_line(s, "fsync %s: %s", s->path, strerror(err));
+            if (rc == 0) {
+                rc = -err;
+            }
+        }
+        close(s->fd);
+        uint64_t lost = get(&s->events_lost);
+        if (lost > 0) {
+            s->logged = false;
+            log_line(s, "closed with %llu events lost after write errors",
+                     (unsigned long long)lost);
+        }
+    }
+    sink_free(s);
+    return rc;
+}
+
+/* ---- writer handles (owner loop thread) ---- */
+
+static chunk_t *chunk_new(sink_writer_t *w, size_t cap, chunk_kind_t kind)
+{
+    chunk_t *c = w->sink->alloc_fn(sizeof(chunk_t) + cap);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->next = NULL;
+    c->owner = w;
+    c->cap = cap;
+    c->len = 0;
+    c->off = 0;
+    c->nevents = 0;
+    c->kind = kind;
+    return c;
+}
+
+static void free_chunks(sink_t *s, chunk_t *c)
+{
+    while (c != NULL) {
+        chunk_t *next = c->next;
+        s->free_fn(c);
+        c = next;
+    }
+}
+
+/* Moves the chunks the writer thread gave back onto the owner's free list. Lock held. */
+static void take_returned(sink_writer_t *w)
+{
+    while (w->returned != NULL) {
+        chunk_t *c = w->returned;
+        w->returned = c->next;
+        c->next = w->free_list;
+        w->free_list = c;
+    }
+}
+
+/* Queues a non-empty chunk for the writer thread; updates in-flight bytes and fullness. */
+static void hand_off(sink_writer_t *w, chunk_t *c)
+{
+    sink_t *s = w->sink;
+    c->next = NULL;
+    c->off = 0;
+    pthread_mutex_lock(&s->lock);
+    bool wake = s->queue_head == NULL;
+    if (wake) {
+        s->queue_head = c;
+    } else {
+        s->queue_tail->next = c;
+    }
+    s->queue_tail = c;
+    w->inflight += c->cap;
+    if (!w->full && w->inflight >= s->full_at) {
+        w->full = 1;
+        bump(&w->stalls, 1);
+    }
+    take_returned(w);
+    pthread_mutex_unlock(&s->lock);
+    if (wake) {
+        sem_post(&s->wake);
+    }
+}
+
+/* An empty chunk to fill: recycled, else a new regular one up to the bound, else an extra one. */
+static chunk_t *acquire(sink_writer_t *w)
+{
+    sink_t *s = w->sink;
+    if (w->free_list == NULL) {
+        pthread_mutex_lock(&s->lock);
+        take_returned(w);
+        pthread_mutex_unlock(&s->lock);
+    }
+    chunk_t *c = w->free_list;
+    if (c != NULL) {
+        w->free_list = c->next;
+        c->next = NULL;
+        c->len = 0;
+        c->nevents = 0;
+        return c;
+    }
+    if (w->nregular < s->max_chunks) {
+        c = chunk_new(w, s->chunk_bytes, CHUNK_REGULAR);
+        if (c != NULL) {
+            w->nregular++;
+        }
+        return c;
+    }
+    c = chunk_new(w, s->chunk_bytes, CHUNK_EXTRA);
+    if (c != NULL) {
+        bump(&w->extra, 1);
+    }
+    return c;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    sink_writer_flush(t->data);
+}
+
+static void on_async(uv_async_t *a)
+{
+    sink_writer_t *w = a->data;
+    sink_t *s = w->sink;
+    pthread_mutex_lock(&s->lock);
+    w->async_pending = false;
+    bool resume = w->full && w->inflight <= s->resume_at;
+    if (resume) {
+        w->full = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (resume && w->on_writable != NULL) {
+        w->on_writable(w->ctx);
+    }
+}
+
+static void on_handle_close(uv_handle_t *h)
+{
+    sink_writer_t *w = h->data;
+    if (--w->open_handles == 0) {
+        w->free_fn(w);
+    }
+}
+
+int sink_writer_create(sink_t *s, uv_loop_t *loop, sink_writable_cb on_writable, void *ctx,
+                       sink_writer_t **out)
+{
+    if (s == NULL || out == NULL || (s->kind == SINK_FILE && loop == NULL)) {
+        return -EINVAL;
+    }
+    sink_writer_t *w = s->alloc_fn(sizeof(*w));
+    if (w == NULL) {
+        return -ENOMEM;
+    }
+    memset(w, 0, sizeof(*w));
+    w->sink = s;
+    w->free_fn = s->free_fn;
+    w->on_writable = on_writable;
+    w->ctx = ctx;
+    if (s->kind == SINK_FILE) {
+        int rc = uv_async_init(loop, &w->async, on_async);
+        if (rc != 0) {
+            s->free_fn(w);
+            return rc;
+        }
+        w->async.data = w;
+        uv_unref((uv_handle_t *)&w->async);
+        w->open_handles = 1;
+        if (s->flush_interval_ms > 0) {
+            uv_timer_init(loop, &w->timer); /* cannot fail: it only links the handle */
+            w->timer.data = w;
+            uv_unref((uv_handle_t *)&w->timer);
+            w->has_timer = true;
+            w->open_handles++;
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    w->next = s->writers;
+    if (s->writers != NULL) {
+        s->writers->prev = w;
+    }
+    s->writers = w;
+    pthread_mutex_unlock(&s->lock);
+    *out = w;
+    return 0;
+}
+
+static int append_oversize(sink_writer_t *w, const char *event, size_t len)
+{
+    chunk_t *big = chunk_new(w, len + 1, CHUNK_OVERSIZE);
+    if (big == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(big->data, event, len);
+    big->data[len] = '\n';
+    big->len = len + 1;
+    big->nevents = 1;
+    if (w->cur != NULL && w->cur->len > 0) {
+        hand_off(w, w->cur);
+        w->cur = NULL;
+    }
+    hand_off(w, big);
+    bump(&w->oversize, 1);
+    return 0;
+}
+
+int sink_append(sink_writer_t *w, const char *event, size_t len)
+{
+    sink_t *s = w->sink;
+    size_t need = len + 1;
+    if (s->kind == SINK_FILE) {
+        chunk_t *c = w->cur;
+        if (c == NULL || c->cap - c->len < need) {
+            if (need > s->chunk_bytes) {
+                int rc = append_oversize(w, event, len);
+                if (rc != 0) {
+                    return rc;
+                }
+                goto counted;
+            }
+            if (c != NULL) {
+                hand_off(w, c);
+                w->cur = NULL;
+            }
+            c = acquire(w);
+            if (c == NULL) {
+                return -ENOMEM;
+            }
+            w->cur = c;
+        }
+        if (c->len == 0 && w->has_timer && !uv_is_active((uv_handle_t *)&w->timer)) {
+            uv_timer_start(&w->timer, on_timer, s->flush_interval_ms, 0);
+        }
+        memcpy(c->data + c->len, event, len);
+        c->data[c->len + len] = '\n';
+        c->len += need;
+        c->nevents++;
+    }
+counted:
+    bump(&w->events, 1);
+    bump(&w->bytes, need);
+    return w->full;
+}
+
+int sink_writer_full(const sink_writer_t *w)
+{
+    return w->full;
+}
+
+void sink_writer_flush(sink_writer_t *w)
+{
+    if (w->cur != NULL && w->cur->len > 0) {
+        hand_off(w, w->cur);
+        w->cur = NULL;
+    }
+}
+
+void sink_writer_destroy(sink_writer_t *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    sink_t *s = w->sink;
+    sink_writer_flush(w);
+    pthread_mutex_lock(&s->lock);
+    if (s->kind == SINK_FILE) {
+        w->destroying = true;
+        sem_post(&s->wake); /* a writer thread in a retry backoff re-checks give-up now */
+        while (w->inflight > 0) {
+            pthread_cond_wait(&s->drained, &s->lock);
+        }
+        take_returned(w);
+    }
+    if (w->prev != NULL) {
+        w->prev->next = w->next;
+    } else {
+        s->writers = w->next;
+    }
+    if (w->next != NULL) {
+        w->next->prev = w->prev;
+    }
+    s->retired_events += get(&w->events);
+    s->retired_bytes += get(&w->bytes);
+    s->retired_stalls += get(&w->stalls);
+    s->retired_oversize += get(&w->oversize);
+    s->retired_extra += get(&w->extra);
+    pthread_mutex_unlock(&s->lock);
+
+    free_chunks(s, w->cur);
+    w->cur = NULL;
+    free_chunks(s, w->free_list);
+    w->free_list = NULL;
+    if (w->open_handles == 0) {
+        s->free_fn(w);
+        return;
+    }
+    uv_close((uv_handle_t *)&w->async, on_handle_close);
+    if (w->has_timer) {
+        uv_close((uv_handle_t *)&w->timer, on_handle_close);
+    }
+}

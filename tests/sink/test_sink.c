@@ -1,0 +1,862 @@
+/* test_sink.c - unit tests of the null and file sinks: order, chunking, threads, backpressure,
+ * rotation, close and write errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sink/sink.h"
+
+#define GUARD_MS 30000 /* a wait that never ends fails the test instead of hanging it */
+
+/* ---- a counting allocator (called from the loop and the writer thread) ---- */
+
+typedef struct {
+    atomic_size_t live;
+    atomic_size_t peak;
+    atomic_size_t allocs;
+} counting_t;
+
+/* A hidden global forced by the alloc_fn signature (no context pointer); tests reset it. */
+static counting_t counting;
+
+static void counting_reset(void)
+{
+    atomic_store(&counting.live, 0);
+    atomic_store(&counting.peak, 0);
+    atomic_store(&counting.allocs, 0);
+}
+
+static void *counting_alloc(size_t size)
+{
+    size_t *p = malloc(sizeof(max_align_t) + size);
+    if (p == NULL) {
+        return NULL;
+    }
+    *p = size;
+    size_t live = atomic_fetch_add(&counting.live, size) + size;
+    size_t peak = atomic_load(&counting.peak);
+    while (live > peak && !atomic_compare_exchange_weak(&counting.peak, &peak, live)) {
+    }
+    atomic_fetch_add(&counting.allocs, 1);
+    return (char *)p + sizeof(max_align_t);
+}
+
+static void counting_free(void *ptr)
+{
+    if (ptr == NULL) {
+        return;
+    }
+    size_t *p = (size_t *)(void *)((char *)ptr - sizeof(max_align_t));
+    atomic_fetch_sub(&counting.live, *p);
+    free(p);
+}
+
+/* ---- helpers ---- */
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} buf_t;
+
+static void buf_add(buf_t *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->data = realloc(b->data, b->cap);
+        assert_non_null(b->data);
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+/* {"i":I,"p":"xxx..."} with pad x's; returns its length. */
+static size_t make_event(char *out, size_t cap, unsigned i, size_t pad)
+{
+    int n = snprintf(out, cap, "{\"i\":%u,\"p\":\"", i);
+    assert_true(n > 0 && (size_t)n + pad + 3 <= cap);
+    memset(out + n, 'x', pad);
+    memcpy(out + (size_t)n + pad, "\"}", 3);
+    return (size_t)n + pad + 2;
+}
+
+static buf_t read_file(const char *path)
+{
+    buf_t b = {0};
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+        buf_add(&b, tmp, n);
+    }
+    fclose(f);
+    if (b.data == NULL) {
+        buf_add(&b, "", 0);
+    }
+    return b;
+}
+
+typedef struct {
+    char dir[64];
+    char path[128];
+    char spec[140];
+} tmp_t;
+
+static void tmp_make(tmp_t *t, const char *name)
+{
+    snprintf(t->dir, sizeof(t->dir), "/tmp/ingestd-sink.XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->path, sizeof(t->path), "%s/%s", t->dir, name);
+    snprintf(t->spec, sizeof(t->spec), "file:%s", t->path);
+}
+
+static void tmp_remove(tmp_t *t, const char *extra)
+{
+    unlink(t->path);
+    if (extra != NULL) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s/%s", t->dir, extra);
+        unlink(p);
+    }
+    rmdir(t->dir);
+}
+
+/* Waits on the loop for on_writable, bounded by a guard timer. */
+typedef struct {
+    uv_loop_t loop;
+    uv_timer_t guard;
+    int writable;
+    int timed_out;
+} waiter_t;
+
+static void on_writable(void *ctx)
+{
+    waiter_t *wt = ctx;
+    wt->writable++;
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    waiter_t *wt = t->data;
+    wt->timed_out = 1;
+}
+
+static void waiter_init(waiter_t *wt)
+{
+    memset(wt, 0, sizeof(*wt));
+    assert_int_equal(uv_loop_init(&wt->loop), 0);
+    assert_int_equal(uv_timer_init(&wt->loop, &wt->guard), 0);
+    wt->guard.data = wt;
+}
+
+/* Returns 0 once on_writable ran, -1 if the guard fired first. */
+static int wait_writable(waiter_t *wt)
+{
+    int before = wt->writable;
+    wt->timed_out = 0;
+    uv_timer_start(&wt->guard, on_guard, GUARD_MS, 0);
+    while (wt->writable == before && !wt->timed_out) {
+        uv_run(&wt->loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&wt->guard);
+    return wt->timed_out ? -1 : 0;
+}
+
+/* Closes the guard, runs the loop so destroyed writers free themselves; returns uv_loop_close. */
+static int waiter_close(waiter_t *wt)
+{
+    uv_close((uv_handle_t *)&wt->guard, NULL);
+    uv_run(&wt->loop, UV_RUN_DEFAULT);
+    return uv_loop_close(&wt->loop);
+}
+
+/* Appends like a well-behaved caller: on 1, waits for on_writable before going on. */
+static int append_obeying(sink_writer_t *w, waiter_t *wt, const char *ev, size_t len)
+{
+    int rc = sink_append(w, ev, len);
+    if (rc == 1) {
+        return wait_writable(wt);
+    }
+    return rc;
+}
+
+static sink_config_t file_config(const char *spec, size_t chunk, size_t max)
+{
+    sink_config_t cfg;
+    sink_config_init(&cfg);
+    cfg.spec = spec;
+    cfg.chunk_bytes = chunk;
+    cfg.max_pending_chunks = max;
+    cfg.flush_interval_ms = 0;
+    return cfg;
+}
+
+/* ---- tests ---- */
+
+static void test_parse_spec_accepts_null_and_file_path_and_rejects_the_rest(void **state)
+{
+    (void)state;
+    sink_kind_t kind = SINK_FILE;
+    const char *path = "unset";
+    assert_int_equal(sink_parse_spec("null", &kind, &path), 0);
+    assert_int_equal(kind, SINK_NULL);
+    assert_null(path);
+    assert_int_equal(sink_parse_spec("file:/var/log/ev.ndjson", &kind, &path), 0);
+    assert_int_equal(kind, SINK_FILE);
+    assert_string_equal(path, "/var/log/ev.ndjson");
+    assert_int_equal(sink_parse_spec("file:rel", NULL, NULL), 0);
+
+    const char *bad[] = {"", "foo", "file:", "file", "Null", "null ", "kafka:x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        path = "unset";
+        assert_int_equal(sink_parse_spec(bad[i], &kind, &path), -EINVAL);
+        assert_string_equal(path, "unset");
+    }
+    assert_int_equal(sink_parse_spec(NULL, NULL, NULL), -EINVAL);
+}
+
+static void test_create_fails_clearly_on_bad_config_or_path(void **state)
+{
+    (void)state;
+    sink_t *s = NULL;
+    sink_config_t cfg = file_config("foo", 0, 0);
+    assert_int_equal(sink_create(&cfg, &s), -EINVAL);
+    cfg = file_config("null", 1024, 1);
+    assert_int_equal(sink_create(&cfg, &s), -EINVAL);
+    cfg = file_config("file:/nonexistent-ingestd-dir/ev.ndjson", 0, 0);
+    assert_int_equal(sink_create(&cfg, &s), -ENOENT);
+
+    tmp_t t;
+    tmp_make(&t, "fifo");
+    assert_int_equal(mkfifo(t.path, 0600), 0);
+    cfg = file_config(t.spec, 0, 0);
+    assert_int_equal(sink_create(&cfg, &s), -ENXIO); /* no reader: fails, never hangs */
+    assert_null(s);
+    tmp_remove(&t, NULL);
+}
+
+static void test_null_sink_counts_events_and_never_fills(void **state)
+{
+    (void)state;
+    sink_config_t cfg = file_config("null", 64, 2);
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    assert_int_equal(sink_kind(s), SINK_NULL);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, NULL, NULL, NULL, &w), 0);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(sink_append(w, "{\"type\":\"a\"}", 12), 0);
+    }
+    assert_int_equal(sink_writer_full(w), 0);
+    sink_writer_flush(w);
+    sink_reopen(s);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.events_appended, 1000);
+    assert_int_equal(st.bytes_appended, 13000);
+    assert_int_equal(st.events_written, 0);
+    assert_int_equal(st.pending_bytes, 0);
+    sink_writer_destroy(w);
+    sink_stats(s, &st);
+    assert_int_equal(st.events_appended, 1000); /* kept after the writer is gone */
+    assert_int_equal(sink_close(s), 0);
+}
+
+static void test_file_sink_writes_every_event_in_order_across_chunk_boundaries(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "ev.ndjson");
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config(t.spec, 64, 4);
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+
+    buf_t want = {0};
+    char ev[512];
+    unsigned oversize = 0;
+    const unsigned n = 600;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, (i * 7) % 120); /* 14 to 137 bytes */
+        oversize += len + 1 > 64;
+        assert_int_equal(append_obeying(w, &wt, ev, len), 0);
+        buf_add(&want, ev, len);
+        buf_add(&want, "\n", 1);
+    }
+    sink_writer_destroy(w);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.events_appended, n);
+    assert_int_equal(st.events_written, n);
+    assert_int_equal(st.bytes_written, want.len);
+    assert_int_equal(st.pending_bytes, 0);
+    assert_int_equal(st.oversize, oversize);
+    assert_int_equal(st.events_lost, 0);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+
+    buf_t got = read_file(t.path);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    free(got.data);
+    free(want.data);
+    tmp_remove(&t, NULL);
+}
+
+static void test_event_larger_than_a_chunk_lands_whole_between_its_neighbours(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "ev.ndjson");
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config(t.spec, 32, 2);
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+
+    char big[5000];
+    size_t big_len = make_event(big, sizeof(big), 1, 4000);
+    assert_true(sink_append(w, "{\"a\":0}", 7) >= 0);
+    assert_true(sink_append(w, big, big_len) >= 0);
+    assert_true(sink_append(w, "{\"b\":2}", 7) >= 0);
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+
+    buf_t want = {0};
+    buf_add(&want, "{\"a\":0}\n", 8);
+    buf_add(&want, big, big_len);
+    buf_add(&want, "\n{\"b\":2}\n", 9);
+    buf_t got = read_file(t.path);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    free(got.data);
+    free(want.data);
+    tmp_remove(&t, NULL);
+}
+
+typedef struct {
+    sink_t *sink;
+    pthread_barrier_t *ready;
+    unsigned id;
+    unsigned n;
+    int failed; /* set instead of asserting: cmocka asserts only on the main thread */
+} worker_arg_t;
+
+static void *worker_main(void *arg)
+{
+    worker_arg_t *a = arg;
+    waiter_t wt;
+    memset(&wt, 0, sizeof(wt));
+    if (uv_loop_init(&wt.loop) != 0 || uv_timer_init(&wt.loop, &wt.guard) != 0) {
+        a->failed = 1;
+        pthread_barrier_wait(a->ready);
+        return NULL;
+    }
+    wt.guard.data = &wt;
+    sink_writer_t *w;
+    int rc = sink_writer_create(a->sink, &wt.loop, on_writable, &wt, &w);
+    /* Both threads create their fds before either closes any: Debian's libuv closes through
+     * syscall(SYS_close), which ThreadSanitizer does not see, so a number reused by the other
+     * thread would be reported as a race. */
+    pthread_barrier_wait(a->ready);
+    if (rc != 0) {
+        a->failed = 1;
+        return NULL;
+    }
+    char ev[64];
+    for (unsigned i = 0; i < a->n && !a->failed; i++) {
+        int len = snprintf(ev, sizeof(ev), "{\"w\":%u,\"i\":%u}", a->id, i);
+        if (append_obeying(w, &wt, ev, (size_t)len) != 0) {
+            a->failed = 1;
+        }
+    }
+    sink_writer_destroy(w);
+    uv_close((uv_handle_t *)&wt.guard, NULL);
+    uv_run(&wt.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&wt.loop) != 0) {
+        a->failed = 1;
+    }
+    return NULL;
+}
+
+static void test_two_writers_on_two_loop_threads_lose_nothing_and_keep_their_order(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "ev.ndjson");
+    sink_config_t cfg = file_config(t.spec, 256, 4);
+    cfg.flush_interval_ms = 1;
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    enum { N = 20000 };
+    pthread_barrier_t ready;
+    assert_int_equal(pthread_barrier_init(&ready, NULL, 2), 0);
+    worker_arg_t args[2] = {{s, &ready, 0, N, 0}, {s, &ready, 1, N, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &args[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(args[i].failed, 0);
+    }
+    pthread_barrier_destroy(&ready);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.events_appended, 2 * N);
+    assert_int_equal(st.events_written, 2 * N);
+    assert_int_equal(sink_close(s), 0);
+
+    buf_t got = read_file(t.path);
+    unsigned next[2] = {0, 0};
+    char *line = got.data;
+    char *nl;
+    while ((nl = strchr(line, '\n')) != NULL) {
+        unsigned wid, i;
+        assert_int_equal(sscanf(line, "{\"w\":%u,\"i\":%u}", &wid, &i), 2);
+        assert_true(wid < 2);
+        assert_int_equal(i, next[wid]);
+        next[wid]++;
+        line = nl + 1;
+    }
+    assert_int_equal(*line, '\0'); /* no partial last line */
+    assert_int_equal(next[0], N);
+    assert_int_equal(next[1], N);
+    free(got.data);
+    tmp_remove(&t, NULL);
+}
+
+typedef struct {
+    int fd;
+    buf_t got;
+} reader_t;
+
+static void *reader_main(void *arg)
+{
+    reader_t *r = arg;
+    char tmp[4096];
+    ssize_t n;
+    while ((n = read(r->fd, tmp, sizeof(tmp))) > 0 || (n < 0 && errno == EINTR)) {
+        if (n > 0) {
+            buf_add(&r->got, tmp, (size_t)n);
+        }
+    }
+    return NULL;
+}
+
+static void test_sink_that_cannot_keep_up_pauses_the_writer_and_memory_stays_bounded(void **state)
+{
+    (void)state;
+    /* A FIFO nobody reads yet is a sink that cannot keep up: the writer thread blocks. */
+    tmp_t t;
+    tmp_make(&t, "fifo");
+    assert_int_equal(mkfifo(t.path, 0600), 0);
+    reader_t rd = {0};
+    rd.fd = open(t.path, O_RDONLY | O_NONBLOCK);
+    assert_true(rd.fd >= 0);
+    fcntl(rd.fd, F_SETPIPE_SZ, 4096); /* as small as the kernel allows */
+    assert_int_equal(fcntl(rd.fd, F_SETFL, fcntl(rd.fd, F_GETFL) & ~O_NONBLOCK), 0);
+
+    counting_reset();
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config(t.spec, 1024, 4);
+    cfg.alloc_fn = counting_alloc;
+    cfg.free_fn = counting_free;
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    size_t bound = sink_writer_bound(s);
+    assert_int_equal(bound, 4096);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+
+    buf_t want = {0};
+    char ev[256];
+    unsigned i = 0;
+    int rc = 0;
+    /* The pipe holds at most a few pages, so the bound is reached well before this limit. */
+    for (; i < 100000 && rc == 0; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 80);
+        rc = sink_append(w, ev, len);
+        buf_add(&want, ev, len);
+        buf_add(&want, "\n", 1);
+    }
+    assert_int_equal(rc, 1);
+    assert_int_equal(sink_writer_full(w), 1);
+    /* The rest of a read block still gets appended: kept, and still reported full. */
+    size_t after_full = 0;
+    for (unsigned k = 0; k < 20; k++, i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 80);
+        assert_int_equal(sink_append(w, ev, len), 1);
+        buf_add(&want, ev, len);
+        buf_add(&want, "\n", 1);
+        after_full += len + 1;
+    }
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.stalls, 1);
+    assert_true(st.pending_bytes <= bound + after_full);
+    /* Memory never exceeds the bound plus what came after "full" rounded up to chunks, plus
+     * chunk headers and the sink's own structs (sink, writer, path: under 4 KiB). */
+    size_t slack = ((after_full + 1023) / 1024 + 1) * (1024 + 64) + 4 * 64 + 4096;
+    assert_true(atomic_load(&counting.peak) <= bound + slack);
+    assert_int_equal(wt.writable, 0);
+
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+    assert_int_equal(wait_writable(&wt), 0);
+    assert_int_equal(wt.writable, 1);
+    assert_int_equal(sink_writer_full(w), 0);
+    for (unsigned k = 0; k < 200; k++, i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 80);
+        assert_int_equal(append_obeying(w, &wt, ev, len), 0);
+        buf_add(&want, ev, len);
+        buf_add(&want, "\n", 1);
+    }
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0); /* closes the FIFO: the reader sees EOF */
+    assert_int_equal(pthread_join(th, NULL), 0);
+    close(rd.fd);
+    assert_int_equal(waiter_close(&wt), 0);
+    assert_int_equal(atomic_load(&counting.live), 0);
+
+    assert_int_equal(rd.got.len, want.len);
+    assert_memory_equal(rd.got.data, want.data, want.len);
+    free(rd.got.data);
+    free(want.data);
+    tmp_remove(&t, NULL);
+}
+
+static void test_steady_appends_allocate_nothing_once_chunks_are_warm(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "ev.ndjson");
+    counting_reset();
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config(t.spec, 4096, 4);
+    cfg.alloc_fn = counting_alloc;
+    cfg.free_fn = counting_free;
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    char ev[256];
+    for (unsigned i = 0; i < 50000; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 90);
+        assert_int_equal(append_obeying(w, &wt, ev, len), 0);
+    }
+    /* sink, path, writer and at most max_pending_chunks chunks, however many events */
+    assert_true(atomic_load(&counting.allocs) <= 3 + 4);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.extra_chunks, 0);
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    assert_int_equal(atomic_load(&counting.live), 0);
+    tmp_remove(&t, NULL);
+}
+
+static void test_reopen_after_rename_sends_later_events_to_the_new_file_losing_none(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "ev.ndjson");
+    char rotated[160];
+    snprintf(rotated, sizeof(rotated), "%s/ev.ndjson.1", t.dir);
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config(t.spec, 512, 4);
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+
+    buf_t before = {0}, after = {0};
+    char ev[128];
+    for (unsigned i = 0; i < 300; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 30);
+        assert_int_equal(append_obeying(w, &wt, ev, len), 0);
+        buf_add(&before, ev, len);
+        buf_add(&before, "\n", 1);
+    }
+    sink_writer_flush(w);
+    assert_int_equal(rename(t.path, rotated), 0);
+    sink_reopen(s);
+    for (unsigned i = 300; i < 600; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 30);
+        assert_int_equal(append_obeying(w, &wt, ev, len), 0);
+        buf_add(&after, ev, len);
+        buf_add(&after, "\n", 1);
+    }
+    sink_writer_destroy(w);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.reopens, 1);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+
+    buf_t old = read_file(rotated);
+    buf_t cur = read_file(t.path);
+    /* old holds a prefix of the events before the reopen, cur the rest and everything after */
+    assert_true(old.len <= before.len);
+    assert_memory_equal(old.data, before.data, old.len);
+    assert_int_equal(cur.len, before.len - old.len + after.len);
+    assert_memory_equal(cur.data, before.data + old.len, before.len - old.len);
+    assert_memory_equal(cur.data + before.len - old.len, after.data, after.len);
+    free(old.data);
+    free(cur.data);
+    free(before.data);
+    free(after.data);
+    tmp_remove(&t, "ev.ndjson.1");
+}
+
+static void test_close_writes_what_was_pending_and_reports_success(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "ev.ndjson");
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config(t.spec, 0, 0); /* 64 KiB chunks: nothing fills one */
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    assert_int_equal(sink_append(w, "{\"n\":1}", 7), 0);
+    assert_int_equal(sink_append(w, "{\"n\":2}", 7), 0);
+    assert_int_equal(sink_append(w, "{\"n\":3}", 7), 0);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.events_written, 0); /* still in the partial chunk */
+    assert_int_equal(st.pending_bytes, 24);
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    buf_t got = read_file(t.path);
+    assert_string_equal(got.data, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+    free(got.data);
+    tmp_remove(&t, NULL);
+}
+
+typedef struct {
+    sink_t *sink;
+    uv_timer_t poll;
+    unsigned ticks;
+    uint64_t written;
+    uint64_t want;
+    uint64_t errors;
+} poller_t;
+
+static void on_poll(uv_timer_t *t)
+{
+    poller_t *p = t->data;
+    sink_stats_t st;
+    sink_stats(p->sink, &st);
+    p->written = st.events_written;
+    if (p->written > 0 || ++p->ticks >= GUARD_MS) {
+        uv_timer_stop(t);
+    }
+}
+
+static void test_flush_timer_hands_a_partial_chunk_to_the_writer(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "ev.ndjson");
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config(t.spec, 0, 0);
+    cfg.flush_interval_ms = 1;
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    assert_int_equal(sink_append(w, "{\"n\":1}", 7), 0);
+    poller_t p = {.sink = s};
+    uv_timer_init(&wt.loop, &p.poll);
+    p.poll.data = &p;
+    uv_timer_start(&p.poll, on_poll, 1, 1);
+    uv_run(&wt.loop, UV_RUN_DEFAULT);
+    assert_int_equal(p.written, 1);
+    uv_close((uv_handle_t *)&p.poll, NULL);
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    tmp_remove(&t, NULL);
+}
+
+static void count_log(void *ctx, const char *line)
+{
+    (void)line;
+    (*(int *)ctx)++;
+}
+
+static void test_write_errors_are_counted_logged_and_returned_by_close(void **state)
+{
+    (void)state;
+    waiter_t wt;
+    waiter_init(&wt);
+    int logs = 0;
+    sink_config_t cfg = file_config("file:/dev/full", 256, 4);
+    cfg.log_fn = count_log;
+    cfg.log_ctx = &logs;
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sink_append(w, "{\"n\":1}", 7), 0);
+    }
+    sink_writer_destroy(w); /* gives up after a few attempts instead of hanging */
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.events_appended, 5);
+    assert_int_equal(st.events_written, 0);
+    assert_int_equal(st.events_lost, 5);
+    assert_true(st.write_errors >= 1);
+    assert_int_equal(st.pending_bytes, 0);
+    assert_int_equal(sink_close(s), -ENOSPC);
+    assert_true(logs >= 1);
+    assert_int_equal(waiter_close(&wt), 0);
+}
+
+static void on_poll_until_written(uv_timer_t *t)
+{
+    poller_t *p = t->data;
+    sink_stats_t st;
+    sink_stats(p->sink, &st);
+    p->written = st.events_written;
+    if (p->written >= p->want || ++p->ticks >= GUARD_MS) {
+        uv_timer_stop(t);
+    }
+}
+
+static void on_poll_until_error(uv_timer_t *t)
+{
+    poller_t *p = t->data;
+    sink_stats_t st;
+    sink_stats(p->sink, &st);
+    if (st.write_errors > 0 || ++p->ticks >= GUARD_MS) {
+        p->errors = st.write_errors;
+        uv_timer_stop(t);
+    }
+}
+
+static void test_failed_writes_are_retried_not_dropped_once_the_sink_recovers(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "fifo");
+    assert_int_equal(mkfifo(t.path, 0600), 0);
+    int first = open(t.path, O_RDONLY | O_NONBLOCK);
+    assert_true(first >= 0);
+    waiter_t wt;
+    waiter_init(&wt);
+    int logs = 0;
+    sink_config_t cfg = file_config(t.spec, 256, 4);
+    cfg.log_fn = count_log;
+    cfg.log_ctx = &logs;
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    close(first); /* the reader goes away: writes fail with EPIPE */
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    buf_t want = {0};
+    char ev[64];
+    for (unsigned i = 0; i < 10; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 5);
+        assert_int_equal(sink_append(w, ev, len), 0);
+        buf_add(&want, ev, len);
+        buf_add(&want, "\n", 1);
+    }
+    sink_writer_flush(w);
+    poller_t p = {.sink = s};
+    uv_timer_init(&wt.loop, &p.poll);
+    p.poll.data = &p;
+    uv_timer_start(&p.poll, on_poll_until_error, 1, 1);
+    uv_run(&wt.loop, UV_RUN_DEFAULT);
+    assert_true(p.errors >= 1);
+
+    /* A reader comes back: the same bytes are written on a later attempt. */
+    reader_t rd = {0};
+    rd.fd = open(t.path, O_RDONLY | O_NONBLOCK);
+    assert_true(rd.fd >= 0);
+    assert_int_equal(fcntl(rd.fd, F_SETFL, fcntl(rd.fd, F_GETFL) & ~O_NONBLOCK), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+    p.ticks = 0;
+    p.want = 10;
+    uv_timer_start(&p.poll, on_poll_until_written, 1, 1);
+    uv_run(&wt.loop, UV_RUN_DEFAULT);
+    assert_int_equal(p.written, 10);
+    uv_close((uv_handle_t *)&p.poll, NULL);
+
+    sink_writer_destroy(w);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.events_lost, 0);
+    assert_true(st.write_errors >= 1);
+    assert_true(logs >= 1);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    close(rd.fd);
+    assert_int_equal(waiter_close(&wt), 0);
+    assert_int_equal(rd.got.len, want.len);
+    assert_memory_equal(rd.got.data, want.data, want.len);
+    free(rd.got.data);
+    free(want.data);
+    tmp_remove(&t, NULL);
+}
+
+static void test_destroy_and_close_of_null_do_nothing(void **state)
+{
+    (void)state;
+    sink_writer_destroy(NULL);
+    assert_int_equal(sink_close(NULL), 0);
+    sink_reopen(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_spec_accepts_null_and_file_path_and_rejects_the_rest),
+        cmocka_unit_test(test_create_fails_clearly_on_bad_config_or_path),
+        cmocka_unit_test(test_null_sink_counts_events_and_never_fills),
+        cmocka_unit_test(test_file_sink_writes_every_event_in_order_across_chunk_boundaries),
+        cmocka_unit_test(test_event_larger_than_a_chunk_lands_whole_between_its_neighbours),
+        cmocka_unit_test(test_two_writers_on_two_loop_threads_lose_nothing_and_keep_their_order),
+        cmocka_unit_test(test_sink_that_cannot_keep_up_pauses_the_writer_and_memory_stays_bounded),
+        cmocka_unit_test(test_steady_appends_allocate_nothing_once_chunks_are_warm),
+        cmocka_unit_test(test_reopen_after_rename_sends_later_events_to_the_new_file_losing_none),
+        cmocka_unit_test(test_close_writes_what_was_pending_and_reports_success),
+        cmocka_unit_test(test_flush_timer_hands_a_partial_chunk_to_the_writer),
+        cmocka_unit_test(test_write_errors_are_counted_logged_and_returned_by_close),
+        cmocka_unit_test(test_failed_writes_are_retried_not_dropped_once_the_sink_recovers),
+        cmocka_unit_test(test_destroy_and_close_of_null_do_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
