@@ -3,6 +3,7 @@
 #include "pool/pool.h"
 
 #include "base/counter.h"
+#include "base/list.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -56,7 +57,7 @@ struct pool_cache {
     idle_block_t *victim;
     size_t victim_n;
     /* Registry links, guarded by pool->reg_lock. */
-    struct pool_cache *prev, *next;
+    base_link_t link;
     cache_counters_t ctr;
 };
 
@@ -78,7 +79,7 @@ struct pool {
     /* Registry of live caches and the summed counters of destroyed ones, guarded by
      * reg_lock (never taken on the hot path). */
     pthread_mutex_t reg_lock;
-    pool_cache_t *caches;
+    base_list_t caches;
     pool_stats_t dead;
 };
 
@@ -224,7 +225,7 @@ void pool_destroy(pool_t *p)
     if (p == NULL) {
         return;
     }
-    assert(p->caches == NULL && "every cache must be destroyed before its pool");
+    assert(p->caches.head == NULL && "every cache must be destroyed before its pool");
     free_batches(p, p->depot_cur);
     free_batches(p, p->depot_old);
     pthread_mutex_destroy(&p->depot_lock);
@@ -242,11 +243,7 @@ int pool_cache_create(pool_t *p, pool_cache_t **out)
     memset(c, 0, sizeof(*c));
     c->pool = p;
     pthread_mutex_lock(&p->reg_lock);
-    c->next = p->caches;
-    if (p->caches != NULL) {
-        p->caches->prev = c;
-    }
-    p->caches = c;
+    base_list_push_front(&p->caches, &c->link);
     pthread_mutex_unlock(&p->reg_lock);
     *out = c;
     return 0;
@@ -303,14 +300,7 @@ void pool_cache_destroy(pool_cache_t *c)
     set_s(&c->ctr.idle, 0);
     pool_cache_stats(c, &s);
     pthread_mutex_lock(&p->reg_lock);
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        p->caches = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
+    base_list_unlink(&p->caches, &c->link);
     p->dead.gets += s.gets;
     p->dead.hits += s.hits;
     p->dead.misses += s.misses;
@@ -550,7 +540,8 @@ void pool_stats(pool_t *p, pool_stats_t *out)
 
     pthread_mutex_lock(&p->reg_lock);
     *out = p->dead;
-    for (pool_cache_t *c = p->caches; c != NULL; c = c->next) {
+    for (base_link_t *l = p->caches.head; l != NULL; l = l->next) {
+        pool_cache_t *c = BASE_CONTAINER(l, pool_cache_t, link);
         pool_cache_stats(c, &s);
         out->gets += s.gets;
         out->hits += s.hits;

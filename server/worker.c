@@ -1,63 +1,73 @@
-/* worker.c - one ingest loop: SO_REUSEPORT listeners, TCP NDJSON and HTTP connections, the
- * per-event path (frame -> process -> sink), pausing, idle sweeps and pool trims. The control
- * loop reuses the HTTP connection code for its admin listener. */
+/* server/worker.c - one ingest loop: SO_REUSEPORT listeners, TCP NDJSON and HTTP connections,
+ * the per-event path (frame -> judge -> count -> sink), pausing (policy.h), idle sweeps, and
+ * the worker's side of pool trims and live mode switches. */
+#include "server/worker.h"
+
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "mem/mem.h"
+#include "server/conn.h"
+#include "server/expo.h"
 #include "server/log.h"
-#include "server/server_internal.h"
+#include "server/policy.h"
+
+struct srv_worker {
+    srv_shared_t *sh;
+    const srv_config_t *cfg;
+    unsigned id;
+    srv_worker_stats_t *st; /* &sh->stats[id] */
+    ing_process_t *proc;    /* &sh->procs[id] */
+    uv_loop_t loop;
+    uv_thread_t thread;
+    int loop_ready;
+    int tcp_fd; /* bound socket handed to uv_tcp_open, -1 when off */
+    int http_fd;
+    uv_tcp_t tcp_listener;
+    uv_tcp_t http_listener;
+    int listeners_open;
+    uv_async_t wake;      /* control -> worker: look at draining / mem_over / pooled / trim */
+    uv_mutex_t wake_lock; /* orders uv_async_send(wake) against the worker closing it */
+    int wake_closed;      /* under wake_lock */
+    _Atomic int trim_req; /* any thread -> worker: 0 none, else srv_trim_reason_t + 1 */
+    uv_timer_t sweep_timer;
+    pool_cache_t *cache;
+    ing_frame_stock_t stock; /* assembly buffers lent to this loop's TCP connections */
+    sink_writer_t *sink_w;
+    base_list_t conns;
+    srv_pause_t pause;
+    int nobufs;               /* a connection paused because no block could be had */
+    int pooled;               /* this loop's memory mode now (follows sh->pooled) */
+    metrics_writer_t scratch; /* GET /metrics bodies, freed when large after each feed */
+};
 
 static srv_ratelimit_t rl_accept;
-static srv_ratelimit_t rl_read;
+static srv_ratelimit_t rl_io;
 static srv_ratelimit_t rl_sink;
-static srv_ratelimit_t rl_write;
 
-/* Largest admin request body (PUT /debug/config). */
-#define ADMIN_BODY_MAX (64 * 1024)
-/* Lingering close (conn_linger): how long, and how many bytes, a closing HTTP connection's
- * input is read and discarded after its last reply before it is closed anyway. */
-#define SRV_LINGER_MS 2000
-#define SRV_LINGER_BYTES ((uint64_t)16 * 1024 * 1024)
-/* Sweep period while a connection lingers and no read timeout runs the sweep. */
-#define SRV_LINGER_SWEEP_MS 500
+const int srv_http_codes[SRV_HTTP_CODES] = {200, 400, 404, 405, 408, 413, 415, 431, 503, 0};
 
-/* Responses pending beyond this make an HTTP connection stop reading until they are written. */
-#define OUT_PAUSE_BYTES (1024 * 1024)
-
-static void conn_close(srv_conn_t *c);
-static void conn_finish(srv_conn_t *c);
-static void conn_maybe_resume(srv_conn_t *c);
-static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf);
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
-static void on_sweep(uv_timer_t *t);
-
-int64_t srv_server_active_conns(srv_server_t *s)
+static srv_conn_t *conn_of(base_link_t *l)
 {
-    int64_t n = 0;
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        n += metrics_gauge_get(&s->workers[i]->st.conns_active);
-    }
-    return n;
+    return BASE_CONTAINER(l, srv_conn_t, link);
 }
 
 /* ---- the per-event path ---- */
 
 static ing_verdict_t ingest(srv_worker_t *w, const char *line, size_t len, const char **detail)
 {
-    ing_verdict_t v = ing_process_line(&w->proc, line, len, detail);
+    ing_verdict_t v = ing_process_line(w->proc, line, len, detail);
 
     if (v != ING_ACCEPTED) {
-        metrics_counter_add(&w->st.rejected[v], 1);
+        metrics_counter_add(&w->st->rejected[v], 1);
         return v;
     }
     int r = sink_append(w->sink_w, line, len);
     if (r < 0) {
         /* The sink could not keep the event (no memory): it is not accepted. */
-        metrics_counter_add(&w->st.sink_failures, 1);
-        metrics_counter_add(&w->st.rejected[ING_REJECT_TOO_LARGE], 1);
+        metrics_counter_add(&w->st->sink_failures, 1);
+        metrics_counter_add(&w->st->rejected[ING_REJECT_TOO_LARGE], 1);
         srv_log_error_limited(&rl_sink, "sink append failed", "error", strerror(-r), NULL);
         if (detail != NULL) {
             *detail = "no memory to keep the event";
@@ -65,566 +75,316 @@ static ing_verdict_t ingest(srv_worker_t *w, const char *line, size_t len, const
         return ING_REJECT_TOO_LARGE;
     }
     if (r == 1) {
-        w->sink_full = 1;
+        w->pause.sink_full = 1;
     }
-    metrics_counter_add(&w->st.accepted, 1);
+    metrics_counter_add(&w->st->accepted, 1);
     return ING_ACCEPTED;
 }
 
 static void tcp_on_line(void *ctx, const char *line, size_t len)
 {
     srv_conn_t *c = ctx;
-    ingest(c->w, line, len, NULL);
+    ingest(c->owner, line, len, NULL);
 }
 
 static void on_reject(void *ctx, ing_verdict_t reason)
 {
     srv_conn_t *c = ctx;
-    metrics_counter_add(&c->w->st.rejected[reason], 1);
+    srv_worker_t *w = c->owner;
+    metrics_counter_add(&w->st->rejected[reason], 1);
 }
 
 static const ing_frame_ops_t frame_ops = {tcp_on_line, on_reject};
 
-/* ---- pausing ----
- *
- * The sink falling behind or draining pauses every TCP connection: nothing more may be read.
- *
- * The memory limit pauses only what reading would grow. Over the limit (w->mem_paused), a TCP
- * connection that holds a partial line (a pooled block, an assembly buffer, or a too-large line
- * being skipped) keeps reading: its next read lands in memory it already holds, and completing
- * the line is what gives that memory back. Pausing it instead could never free anything - with
- * every connection holding a block and paused, the limit stalled ingest for good. A connection
- * holding nothing would need a new block, so it is paused (and new ones start paused); HTTP
- * answers 503. While the limit is exceeded the control loop asks for a whole trim every check
- * (MEM_CHECK_MS) that finds idle blocks, so returned blocks are released at once.
- * When no connection on a worker holds a partial line and memory is still over the limit, the
- * pause has nothing left to wait for (what is over is not blocks: connection state, the sink,
- * a limit below the idle footprint): then at most LIMIT_PROBES paused connections, taken in
- * turn from the front of the list and moved to its back, may read until the next check. So the
- * limit never deadlocks, and what reading adds above it is bounded by the partial lines already
- * held (each at most --max-event-bytes) plus LIMIT_PROBES blocks per worker. */
-
-/* Connections a worker lets read per memory check while over the limit with no line held. */
-#define LIMIT_PROBES 32
-
-static int should_pause(const srv_worker_t *w)
-{
-    return w->sink_full || w->mem_paused || w->draining;
-}
+/* ---- pausing (policy.h) ---- */
 
 /* A TCP connection holding bytes of an unfinished line (memory only reading releases). */
 static int holds_line(const srv_conn_t *c)
 {
-    return c->kind == SRV_CONN_TCP && !c->closing && ing_frame_pending(&c->frame);
+    return c->kind == SRV_CONN_TCP && c->state != SRV_CONN_CLOSING && ing_frame_pending(&c->frame);
 }
 
-/* Whether a TCP connection may read now (see the pausing comment above). */
-static int tcp_may_read(const srv_worker_t *w, const srv_conn_t *c)
+static int may_read(const srv_worker_t *w, const srv_conn_t *c)
 {
-    if (w->sink_full || w->draining) {
+    if (w->pause.draining || c->state != SRV_CONN_OPEN) {
         return 0;
     }
-    return !w->mem_paused || c->probe || holds_line(c);
+    if (c->kind == SRV_CONN_HTTP) {
+        return c->out_len <= SRV_CONN_OUT_PAUSE_BYTES;
+    }
+    return srv_policy_tcp_may_read(&w->pause, holds_line(c), c->probe);
 }
 
-static void pause_tcp_reads(srv_worker_t *w)
+static void resume(srv_worker_t *w, srv_conn_t *c)
 {
-    int paused = 0;
-    for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
-        if (c->kind == SRV_CONN_TCP && c->reading && !c->closing) {
-            uv_read_stop((uv_stream_t *)&c->handle);
-            c->reading = 0;
-            paused = 1;
-        }
-    }
-    if (paused) {
-        metrics_counter_add(&w->st.read_pauses, 1);
+    if (!c->reading && may_read(w, c)) {
+        (void)srv_conn_read_start(c); /* a failure is counted and closes c (on_error) */
     }
 }
 
 static void resume_reads(srv_worker_t *w)
 {
-    for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
-        conn_maybe_resume(c);
+    base_link_t *next;
+    w->nobufs = 0;
+    for (base_link_t *l = w->conns.head; l != NULL; l = next) {
+        next = l->next;
+        resume(w, conn_of(l));
+    }
+}
+
+/* Pauses every TCP connection that may not read now. */
+static void pause_tcp_reads(srv_worker_t *w)
+{
+    int paused = 0;
+    for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
+        srv_conn_t *c = conn_of(l);
+        if (c->kind == SRV_CONN_TCP && c->reading && !may_read(w, c)) {
+            paused |= srv_conn_read_stop(c);
+        }
+    }
+    if (paused) {
+        metrics_counter_add(&w->st->read_pauses, 1);
     }
 }
 
 static void on_sink_writable(void *ctx)
 {
     srv_worker_t *w = ctx;
-    w->sink_full = sink_writer_full(w->sink_w);
-    if (!w->sink_full && !w->draining) {
-        resume_reads(w); /* over the memory limit: only those tcp_may_read allows */
-    }
-}
-
-static void stop_reading(srv_conn_t *c)
-{
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->handle);
-        c->reading = 0;
-    }
-}
-
-/* Takes c out of w's connection list (its prev/next are left as they were). */
-static void conn_unlink(srv_worker_t *w, srv_conn_t *c)
-{
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        w->conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
+    w->pause.sink_full = sink_writer_full(w->sink_w);
+    if (!w->pause.sink_full && !w->pause.draining) {
+        resume_reads(w); /* over the memory limit: only those the policy allows */
     }
 }
 
 /* Over the memory limit (each wake while it lasts): connections holding a line read, the others
- * are paused; with no line held on this worker, the next LIMIT_PROBES paused connections read
- * until the next check. Loop thread. */
+ * are paused; with no line held on this worker, the next probes read until the next check and
+ * move to the back of the list. Loop thread. */
 static void limit_rebalance(srv_worker_t *w)
 {
-    srv_conn_t *probes[LIMIT_PROBES];
-    size_t np = 0;
-    size_t holders = 0;
-    int paused = 0;
-    srv_conn_t *tail = NULL;
+    srv_limit_view_t view[256];
+    srv_conn_t *who[256];
+    size_t probes[SRV_LIMIT_PROBES];
+    size_t n = 0;
 
-    for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
-        tail = c;
-        if (c->kind != SRV_CONN_TCP || c->closing) {
+    for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
+        srv_conn_t *c = conn_of(l);
+        if (c->kind != SRV_CONN_TCP || c->state == SRV_CONN_CLOSING) {
             continue;
         }
         c->probe = 0;
-        if (holds_line(c)) {
-            holders++;
-        } else if (c->reading) {
-            stop_reading(c);
-            paused = 1;
+        if (n < sizeof(view) / sizeof(view[0])) {
+            view[n].holds_line = holds_line(c);
+            view[n].eligible = c->state == SRV_CONN_OPEN;
+            who[n++] = c;
+        } else if (holds_line(c)) {
+            view[0].holds_line = 1; /* beyond the window: still a holder, so no probes */
         }
     }
-    if (paused) {
-        metrics_counter_add(&w->st.read_pauses, 1);
-    }
-    if (holders == 0 && !w->sink_full && !w->draining) {
-        for (srv_conn_t *c = w->conns; c != NULL && np < LIMIT_PROBES; c = c->next) {
-            if (c->kind == SRV_CONN_TCP && !c->closing && !c->close_after_write) {
-                probes[np++] = c;
-            }
-        }
-        /* Next time the ones after them get their turn: move these to the back. */
-        for (size_t i = 0; i < np; i++) {
-            srv_conn_t *c = probes[i];
-            if (c == tail) {
-                break; /* already last; so is everything after it in probes */
-            }
-            conn_unlink(w, c);
-            c->prev = tail;
-            c->next = NULL;
-            tail->next = c;
-            tail = c;
-        }
-        for (size_t i = 0; i < np; i++) {
-            probes[i]->probe = 1;
-        }
+    pause_tcp_reads(w);
+    size_t np = srv_policy_pick_probes(&w->pause, view, n, probes);
+    for (size_t i = 0; i < np; i++) {
+        srv_conn_t *c = who[probes[i]];
+        c->probe = 1;
+        /* Next time the ones after them get their turn. */
+        base_list_unlink(&w->conns, &c->link);
+        base_list_push_back(&w->conns, &c->link);
     }
     resume_reads(w);
 }
 
 /* ---- connections ---- */
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+static void conn_alloc(srv_conn_t *c, uv_buf_t *buf)
 {
-    srv_conn_t *c = h->data;
+    srv_worker_t *w = c->owner;
     char *base = NULL;
     size_t len = 0;
-    (void)hint;
 
-    if (c->kind == SRV_CONN_TCP) {
+    if (c->kind == SRV_CONN_TCP && c->state != SRV_CONN_LINGERING) {
         (void)ing_frame_buf(&c->frame, &base, &len);
     } else {
-        base = pool_get(c->w->cache);
+        base = pool_get(w->cache);
         len = base != NULL ? POOL_BLOCK_SIZE : 0;
     }
     *buf = uv_buf_init(base, (unsigned)len);
 }
 
-static void on_conn_closed(uv_handle_t *h)
+static void conn_release(srv_conn_t *c, char *base)
 {
-    srv_conn_t *c = h->data;
-    srv_worker_t *w = c->w;
+    srv_worker_t *w = c->owner;
+    if (c->kind == SRV_CONN_TCP) {
+        ing_frame_commit(&c->frame, 0, &frame_ops, c); /* the block goes back when empty */
+    } else {
+        pool_put(w->cache, base);
+    }
+}
 
-    conn_unlink(w, c);
-    if (c->kind == SRV_CONN_HTTP) {
-        srv_http_free(&c->http);
+static void conn_closing(srv_conn_t *c)
+{
+    srv_worker_t *w = c->owner;
+    if (c->kind == SRV_CONN_TCP) {
+        uint64_t before = c->frame.oversize;
+        ing_frame_finish(&c->frame, &frame_ops, c); /* a partial line counts as truncated */
+        metrics_counter_add(&w->st->oversize, c->frame.oversize - before);
     }
-    mem_free(c->out);
-    mem_free(c->wbuf);
-    if (!w->control) {
-        metrics_gauge_add(&w->st.conns_active, -1);
-    }
+}
+
+static void conn_closed(srv_conn_t *c)
+{
+    srv_worker_t *w = c->owner;
+    base_list_unlink(&w->conns, &c->link);
+    srv_conn_cleanup(c);
+    metrics_gauge_add(&w->st->conns_active, -1);
     mem_free(c);
 }
 
-/* Closes now; a TCP partial line is reported as truncated first. */
-static void conn_close(srv_conn_t *c)
+static void conn_error(srv_conn_t *c, srv_conn_error_t e, int status)
 {
-    if (c->closing) {
-        return;
+    srv_worker_t *w = c->owner;
+    const char *err = status != 0 ? uv_strerror(status) : "out of memory";
+    switch (e) {
+    case SRV_CONN_ERR_READ:
+        srv_log_error_limited(&rl_io, "read failed", "error", err, NULL);
+        break;
+    case SRV_CONN_ERR_WRITE:
+        srv_log_error_limited(&rl_io, "write failed", "error", err, NULL);
+        break;
+    case SRV_CONN_ERR_RESUME:
+        metrics_counter_add(&w->st->resume_failures, 1);
+        srv_log_error_limited(&rl_io, "cannot resume reading: connection closed", "error", err,
+                              NULL);
+        break;
+    case SRV_CONN_ERR_NOBUFS:
+        metrics_counter_add(&w->st->read_nobufs, 1);
+        w->nobufs = 1; /* the sweep resumes it */
+        break;
+    case SRV_CONN_ERR_REPLY_DROPPED:
+        metrics_counter_add(&w->st->reply_drops, 1);
+        srv_log_error_limited(&rl_io, "reply dropped: out of memory; closing", NULL);
+        break;
     }
-    c->closing = 1;
-    if (c->kind == SRV_CONN_TCP) {
-        uint64_t before = c->frame.oversize;
-        ing_frame_finish(&c->frame, &frame_ops, c);
-        metrics_counter_add(&c->w->st.oversize, c->frame.oversize - before);
-    }
-    c->reading = 0;
-    uv_close((uv_handle_t *)&c->handle, on_conn_closed);
 }
 
-static void on_linger_shutdown(uv_shutdown_t *req, int status)
-{
-    (void)req;
-    (void)status;
-}
+static void on_sweep(uv_timer_t *t);
 
-/* Lingering close, for every HTTP connection we close before the peer has closed its side (an
- * early 413 by Content-Length, 431, 400, 408, Connection: close, the admin 403): closing with
- * unread input makes the kernel send a reset, which can destroy the reply before the client
- * reads it. So the write side is shut (FIN after the reply, once written) and input is read
- * and discarded until the peer closes, SRV_LINGER_BYTES were discarded or SRV_LINGER_MS passed
- * (the sweep), then the connection is closed. Reads go through pooled blocks given straight
- * back: lingering costs no memory beyond the connection. */
-static void conn_linger(srv_conn_t *c)
+static void conn_linger_started(srv_conn_t *c)
 {
-    srv_worker_t *w = c->w;
-
-    if (c->closing) {
-        return;
-    }
-    if (c->lingering) {
-        return;
-    }
-    c->lingering = 1;
-    c->close_after_write = 1;
-    c->linger_start = uv_now(w->loop);
-    c->linger_bytes = 0;
-    if (w->draining || uv_shutdown(&c->sreq, (uv_stream_t *)&c->handle, on_linger_shutdown) != 0) {
-        conn_close(c);
-        return;
-    }
-    if (!c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) != 0) {
-            conn_close(c);
-            return;
-        }
-        c->reading = 1;
-    }
+    srv_worker_t *w = c->owner;
     if (!uv_is_active((uv_handle_t *)&w->sweep_timer)) {
-        uv_timer_start(&w->sweep_timer, on_sweep, SRV_LINGER_SWEEP_MS, SRV_LINGER_SWEEP_MS);
+        uv_timer_start(&w->sweep_timer, on_sweep, SRV_LINGER_MS / 4, SRV_LINGER_MS / 4);
     }
 }
 
-/* The last reply is written (or there is none): close, lingering when the peer may still send. */
-static void conn_finish(srv_conn_t *c)
+static void conn_drained(srv_conn_t *c)
 {
-    if (c->kind == SRV_CONN_HTTP && !c->eof) {
-        conn_linger(c);
-    } else {
-        conn_close(c);
-    }
+    resume(c->owner, c);
 }
 
-static void start_write(srv_conn_t *c);
-
-static void on_write(uv_write_t *req, int status)
+static void conn_read(srv_conn_t *c, ssize_t n, const uv_buf_t *buf)
 {
-    srv_conn_t *c = req->data;
-    c->writing = 0;
-    if (status < 0) {
-        if (status != UV_ECANCELED) {
-            srv_log_error_limited(&rl_write, "write failed", "error", uv_strerror(status), NULL);
-        }
-        conn_close(c);
-        return;
-    }
-    if (c->closing) {
-        return;
-    }
-    if (c->out_len > 0) {
-        start_write(c);
-    } else if (c->close_after_write) {
-        conn_finish(c);
-    } else {
-        conn_maybe_resume(c);
-    }
-}
+    srv_worker_t *w = c->owner;
 
-/* Swaps the gathered bytes into the write buffer and writes them. */
-static void start_write(srv_conn_t *c)
-{
-    char *t = c->wbuf;
-    size_t tcap = c->wbuf_cap;
-    c->wbuf = c->out;
-    c->wbuf_cap = c->out_cap;
-    c->out = t;
-    c->out_cap = tcap;
-    uv_buf_t b = uv_buf_init(c->wbuf, (unsigned)c->out_len);
-    c->out_len = 0;
-    c->wreq.data = c;
-    int r = uv_write(&c->wreq, (uv_stream_t *)&c->handle, &b, 1, on_write);
-    if (r < 0) {
-        conn_close(c);
-        return;
-    }
-    c->writing = 1;
-}
-
-static void http_send(void *ctx, const char *data, size_t len)
-{
-    srv_conn_t *c = ctx;
-    if (c->out_len + len > c->out_cap) {
-        size_t cap = c->out_cap != 0 ? c->out_cap : 4096;
-        while (cap < c->out_len + len) {
-            cap *= 2;
-        }
-        char *n = mem_realloc(c->out, cap);
-        if (n == NULL) {
-            c->close_after_write = 1;
+    if (c->kind == SRV_CONN_TCP) {
+        if (n < 0) {
+            srv_conn_close(c); /* EOF or error: a partial line is reported as truncated */
             return;
         }
-        c->out = n;
-        c->out_cap = cap;
+        uint64_t before = c->frame.oversize;
+        metrics_counter_add(&w->st->bytes_tcp, (uint64_t)n);
+        ing_frame_commit(&c->frame, (size_t)n, &frame_ops, c);
+        if (c->frame.oversize != before) {
+            metrics_counter_add(&w->st->oversize, c->frame.oversize - before);
+        }
+        if (w->pause.sink_full || w->pause.draining) {
+            pause_tcp_reads(w);
+        } else if (!may_read(w, c)) {
+            srv_conn_read_stop(c); /* over the memory limit: the next read needs a new block */
+        }
+        return;
     }
-    memcpy(c->out + c->out_len, data, len);
-    c->out_len += len;
+    if (n < 0) {
+        if (buf->base != NULL) {
+            pool_put(w->cache, buf->base);
+        }
+        srv_conn_http_eof(c);
+        return;
+    }
+    metrics_counter_add(&w->st->bytes_http, (uint64_t)n);
+    srv_conn_http_feed(c, buf->base, (size_t)n);
+    pool_put(w->cache, buf->base);
+    if (w->scratch.cap > 64 * 1024) {
+        metrics_writer_free(&w->scratch);
+        metrics_writer_init(&w->scratch);
+    }
+    if (w->pause.sink_full) {
+        pause_tcp_reads(w);
+    }
 }
+
+static const srv_conn_ops_t conn_ops = {
+    .alloc = conn_alloc,
+    .release = conn_release,
+    .on_read = conn_read,
+    .on_drained = conn_drained,
+    .on_closing = conn_closing,
+    .on_closed = conn_closed,
+    .on_error = conn_error,
+    .on_linger = conn_linger_started,
+};
+
+/* ---- HTTP callbacks ---- */
 
 static ing_verdict_t http_on_event(void *ctx, const char *data, size_t len, const char **detail)
 {
     srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
     if (len > POOL_BLOCK_SIZE) {
         /* Over one block: it was stitched in the connection's carry buffer, as TCP assembles. */
-        metrics_counter_add(&c->w->st.oversize, 1);
+        metrics_counter_add(&w->st->oversize, 1);
     }
-    return ingest(c->w, data, len, detail);
+    return ingest(w, data, len, detail);
 }
 
 static void http_on_reject(void *ctx, ing_verdict_t reason)
 {
     srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
     on_reject(ctx, reason);
     /* Too large means over --max-event-bytes: over one block too when that limit is. */
-    if (reason == ING_REJECT_TOO_LARGE && !c->w->control &&
-        c->w->srv->cfg.max_event_bytes >= POOL_BLOCK_SIZE) {
-        metrics_counter_add(&c->w->st.oversize, 1);
+    if (reason == ING_REJECT_TOO_LARGE && w->cfg->max_event_bytes >= POOL_BLOCK_SIZE) {
+        metrics_counter_add(&w->st->oversize, 1);
     }
 }
-
-const int srv_http_codes[SRV_HTTP_CODES] = {200, 400, 404, 405, 408, 413, 415, 431, 503, 0};
 
 static void http_on_request_done(void *ctx, int status)
 {
     srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
     size_t i = 0;
     while (i + 1 < SRV_HTTP_CODES && srv_http_codes[i] != status) {
         i++;
     }
-    metrics_counter_add(&c->w->st.http_responses[i], 1);
+    metrics_counter_add(&w->st->http_responses[i], 1);
 }
 
 static int http_shedding(void *ctx)
 {
     srv_conn_t *c = ctx;
-    return should_pause(c->w);
-}
-
-int srv_conn_get(srv_conn_t *c, const char *path, srv_http_reply_t *reply)
-{
-    srv_worker_t *w = c->w;
-    srv_server_t *s = w->srv;
-
-    if (strcmp(path, "/metrics") == 0) {
-        if (reply == NULL) {
-            return 0;
-        }
-        w->scratch.len = 0;
-        w->scratch.oom = 0;
-        srv_server_write_metrics(s, &w->scratch);
-        if (w->scratch.oom) {
-            reply->status = 500;
-            reply->body = "out of memory\n";
-            reply->body_len = strlen(reply->body);
-            return 0;
-        }
-        reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
-        reply->body = w->scratch.buf;
-        reply->body_len = w->scratch.len;
-        return 0;
-    }
-    if (strcmp(path, "/healthz") == 0) {
-        if (reply != NULL) {
-            reply->body = "ok\n";
-            reply->body_len = 3;
-        }
-        return 0;
-    }
-    if (strcmp(path, "/readyz") == 0) {
-        if (reply != NULL) {
-            int ready = atomic_load(&s->ready) == s->nworkers && !atomic_load(&s->draining);
-            reply->status = ready ? 200 : 503;
-            reply->body = ready ? "ready\n" : "not ready\n";
-            reply->body_len = strlen(reply->body);
-        }
-        return 0;
-    }
-    return 404;
+    srv_worker_t *w = c->owner;
+    return srv_policy_shedding(&w->pause);
 }
 
 static int http_on_get(void *ctx, const char *path, srv_http_reply_t *reply)
 {
-    return srv_conn_get(ctx, path, reply);
-}
-
-static void note_phase(srv_conn_t *c)
-{
-    srv_http_phase_t p = srv_http_phase(&c->http);
-    if (p != c->phase) {
-        c->phase = p;
-        c->phase_start = uv_now(c->w->loop);
-    }
-}
-
-static void http_finish_feed(srv_conn_t *c, int close)
-{
-    srv_worker_t *w = c->w;
-    if (w->control) {
-        free(w->srv->admin_body); /* the admin reply was copied by http_send */
-        w->srv->admin_body = NULL;
-    }
-    if (w->scratch.cap > 64 * 1024) {
-        metrics_writer_free(&w->scratch);
-        metrics_writer_init(&w->scratch);
-    }
-    note_phase(c);
-    if (close) {
-        c->close_after_write = 1;
-        if (c->reading) {
-            uv_read_stop((uv_stream_t *)&c->handle);
-            c->reading = 0;
-        }
-    }
-    if (c->out_len > 0 && !c->writing) {
-        start_write(c);
-    }
-    if (c->closing) {
-        return;
-    }
-    if (c->close_after_write && !c->writing) {
-        conn_finish(c);
-        return;
-    }
-    if (c->out_len > OUT_PAUSE_BYTES && c->reading) {
-        uv_read_stop((uv_stream_t *)&c->handle);
-        c->reading = 0;
-    }
-}
-
-static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
-{
-    srv_conn_t *c = stream->data;
-    srv_worker_t *w = c->w;
-
-    if (n > 0) {
-        c->last_active = uv_now(w->loop);
-    }
-    if (c->kind == SRV_CONN_TCP) {
-        if (n >= 0) {
-            uint64_t before = c->frame.oversize;
-            metrics_counter_add(&w->st.bytes_tcp, (uint64_t)n);
-            ing_frame_commit(&c->frame, (size_t)n, &frame_ops, c);
-            if (c->frame.oversize != before) {
-                metrics_counter_add(&w->st.oversize, c->frame.oversize - before);
-            }
-            if (w->sink_full || w->draining) {
-                pause_tcp_reads(w);
-            } else if (!tcp_may_read(w, c)) {
-                stop_reading(c); /* over the memory limit: the next read needs a new block */
-            }
-            return;
-        }
-        if (n != UV_EOF) {
-            srv_log_error_limited(&rl_read, "read failed", "error", uv_strerror((int)n), NULL);
-        }
-        conn_close(c); /* a partial line is reported as truncated */
-        return;
-    }
-
-    if (c->lingering) {
-        /* Discard input so that closing sends FIN after the reply, not a reset. */
-        pool_put(w->cache, buf->base);
-        if (n > 0) {
-            c->linger_bytes += (uint64_t)n;
-        }
-        if (n < 0 || c->linger_bytes > SRV_LINGER_BYTES) {
-            conn_close(c);
-        }
-        return;
-    }
-
-    /* HTTP (ingest or control) */
-    if (n > 0) {
-        if (!w->control) {
-            metrics_counter_add(&w->st.bytes_http, (uint64_t)n);
-        }
-        int close = srv_http_feed(&c->http, buf->base, (size_t)n);
-        pool_put(w->cache, buf->base);
-        http_finish_feed(c, close);
-        if (w->sink_full && !w->control) {
-            pause_tcp_reads(w);
-        }
-        return;
-    }
-    pool_put(w->cache, buf->base);
-    if (n == 0) {
-        return;
-    }
-    if (n != UV_EOF) {
-        srv_log_error_limited(&rl_read, "read failed", "error", uv_strerror((int)n), NULL);
-    }
-    c->eof = 1;
-    srv_http_eof(&c->http);
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->handle);
-        c->reading = 0;
-    }
-    c->close_after_write = 1;
-    if (!c->writing) {
-        conn_close(c);
-    }
-}
-
-static void conn_maybe_resume(srv_conn_t *c)
-{
-    srv_worker_t *w = c->w;
-    if (c->reading || c->closing || c->close_after_write || w->draining) {
-        return;
-    }
-    if (c->kind == SRV_CONN_TCP && !tcp_may_read(w, c)) {
-        return;
-    }
-    if (c->kind == SRV_CONN_HTTP && c->out_len > OUT_PAUSE_BYTES) {
-        return;
-    }
-    if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) == 0) {
-        c->reading = 1;
-    }
+    srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
+    return srv_expo_get(w->sh, path, reply, &w->scratch);
 }
 
 static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
 {
     srv_worker_t *w = server->data;
-    srv_server_t *s = w->srv;
+    const srv_config_t *cfg = w->cfg;
 
     if (status < 0) {
         srv_log_error_limited(&rl_accept, "accept failed", "error", uv_strerror(status), NULL);
@@ -635,73 +395,40 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
         srv_log_error_limited(&rl_accept, "accept failed", "error", "out of memory", NULL);
         return;
     }
-    c->w = w;
-    c->kind = kind;
-    uv_tcp_init(w->loop, &c->handle);
-    c->handle.data = c;
-    c->next = w->conns;
-    if (w->conns != NULL) {
-        w->conns->prev = c;
+    base_list_push_front(&w->conns, &c->link);
+    metrics_gauge_add(&w->st->conns_active, 1);
+    if (srv_conn_accept(c, &w->loop, server, kind, &conn_ops, w) != 0) {
+        return; /* conn_closed frees it */
     }
-    w->conns = c;
-    if (!w->control) {
-        metrics_gauge_add(&w->st.conns_active, 1);
-    }
-    if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
-        c->closing = 1;
-        uv_close((uv_handle_t *)&c->handle, on_conn_closed);
+    if ((uint64_t)srv_expo_active_conns(w->sh) > cfg->max_connections) {
+        metrics_counter_add(&w->st->conns_refused, 1);
+        srv_conn_close(c);
         return;
     }
-    if (!w->control) {
-        if ((uint64_t)srv_server_active_conns(s) > s->cfg.max_connections) {
-            metrics_counter_add(&w->st.conns_refused, 1);
-            c->closing = 1;
-            uv_close((uv_handle_t *)&c->handle, on_conn_closed);
-            return;
-        }
-        metrics_counter_add(&w->st.conns_total, 1);
-    }
-    c->last_active = uv_now(w->loop);
-    c->phase_start = c->last_active;
-    if (w->control && srv_control_deny(s, &c->handle)) {
-        /* Outside --admin-allow: a fixed 403, nothing parsed, then a lingering close. */
-        static const char forbidden[] = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; "
-                                        "charset=utf-8\r\nContent-Length: 10\r\nConnection: "
-                                        "close\r\n\r\nforbidden\n";
-        uv_buf_t b = uv_buf_init((char *)forbidden, sizeof(forbidden) - 1);
-        if (uv_try_write((uv_stream_t *)&c->handle, &b, 1) != (int)b.len) {
-            conn_close(c);
-            return;
-        }
-        conn_linger(c);
-        return;
-    }
+    metrics_counter_add(&w->st->conns_total, 1);
     if (kind == SRV_CONN_TCP) {
         /* Naive mode allocates every assembly buffer afresh: no stock. */
         ing_frame_stock_t *stock = w->pooled ? &w->stock : NULL;
-        ing_frame_init(&c->frame, w->cache, s->cfg.max_event_bytes, stock, mem_realloc, mem_free);
+        ing_frame_init(&c->frame, w->cache, cfg->max_event_bytes, stock, mem_realloc, mem_free);
     } else {
         srv_http_limits_t lim = {
-            .max_header_bytes = s->cfg.max_header_bytes,
-            .max_body_bytes = w->control ? ADMIN_BODY_MAX : s->cfg.max_body_bytes,
-            .max_event_bytes = w->control ? ADMIN_BODY_MAX : s->cfg.max_event_bytes,
+            .max_header_bytes = cfg->max_header_bytes,
+            .max_body_bytes = cfg->max_body_bytes,
+            .max_event_bytes = cfg->max_event_bytes,
             .max_errors = SRV_HTTP_DEFAULT_MAX_ERRORS,
             .realloc_fn = mem_realloc,
             .free_fn = mem_free,
         };
         srv_http_cbs_t cbs = {
-            .on_event = w->control ? NULL : http_on_event,
+            .on_event = http_on_event,
             .on_reject = http_on_reject,
             .on_get = http_on_get,
-            .on_request = w->control ? srv_control_request : NULL,
-            .shedding = w->control ? NULL : http_shedding,
-            .send = http_send,
-            .on_request_done = w->control ? NULL : http_on_request_done,
+            .shedding = http_shedding,
+            .on_request_done = http_on_request_done,
         };
-        uv_tcp_nodelay(&c->handle, 1);
-        srv_http_init(&c->http, &lim, &cbs, c);
+        srv_conn_http_init(c, &lim, &cbs);
     }
-    conn_maybe_resume(c);
+    resume(w, c);
 }
 
 static void on_tcp_connection(uv_stream_t *server, int status)
@@ -714,7 +441,7 @@ static void on_http_connection(uv_stream_t *server, int status)
     on_connection(server, status, SRV_CONN_HTTP);
 }
 
-/* ---- timers ---- */
+/* ---- live levers and trims ---- */
 
 /* Switches this loop between pooled and naive at a safe point (the wake callback, between
  * reads): the parse path, and the assembly stock of every TCP connection. Blocks and buffers
@@ -725,9 +452,10 @@ static void apply_mode(srv_worker_t *w, int pooled)
         return;
     }
     w->pooled = pooled;
-    ing_process_destroy(&w->proc); /* the arena's blocks go back to the cache */
-    ing_process_init(&w->proc, pooled, w->cache, mem_malloc, mem_free);
-    for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
+    ing_process_destroy(w->proc); /* the arena's blocks go back to the cache */
+    ing_process_init(w->proc, pooled, w->cache, mem_malloc, mem_free);
+    for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
+        srv_conn_t *c = conn_of(l);
         if (c->kind == SRV_CONN_TCP) {
             c->frame.stock = pooled ? &w->stock : NULL;
         }
@@ -738,18 +466,17 @@ static void apply_mode(srv_worker_t *w, int pooled)
     }
 }
 
-void srv_worker_answer_trim(srv_worker_t *w)
+/* When asked, trims this loop's cache and answers (sh->trim). Loop thread (also from drain,
+ * under wake_lock, so no request goes unanswered). */
+static void answer_trim(srv_worker_t *w)
 {
-    srv_server_t *s = w->srv;
     int req = atomic_exchange(&w->trim_req, 0);
     size_t released = 0;
-    uint64_t t0;
-    uint64_t dt;
 
     if (req == 0) {
         return;
     }
-    t0 = uv_hrtime();
+    uint64_t t0 = uv_hrtime();
     if (w->cache != NULL) {
         released = pool_cache_trim(w->cache);
         if (req - 1 != SRV_TRIM_TIMER) {
@@ -758,52 +485,52 @@ void srv_worker_answer_trim(srv_worker_t *w)
             released += pool_cache_trim(w->cache);
         }
     }
-    dt = uv_hrtime() - t0;
-    metrics_hist_observe_ns(&w->st.trim, dt);
-    uv_mutex_lock(&s->trim_lock);
-    s->trim_answers++;
-    s->trim_released += released;
-    s->trim_ns += dt;
-    uv_cond_signal(&s->trim_cond);
-    uv_mutex_unlock(&s->trim_lock);
-    uv_async_send(&s->ctl_async);
+    uint64_t dt = uv_hrtime() - t0;
+    metrics_hist_observe_ns(&w->st->trim, dt);
+    srv_trim_answer(&w->sh->trim, released, dt);
 }
 
-static uint64_t conn_timeout(const srv_conn_t *c, const srv_config_t *cfg, uint64_t *since)
+int srv_worker_request_trim(srv_worker_t *w, srv_trim_reason_t reason)
 {
-    if (c->kind == SRV_CONN_TCP) {
-        *since = c->last_active;
-        return cfg->idle_timeout_ms;
+    int asked = 0;
+    uv_mutex_lock(&w->wake_lock);
+    if (!w->wake_closed) {
+        atomic_store(&w->trim_req, (int)reason + 1);
+        uv_async_send(&w->wake);
+        asked = 1;
     }
-    *since = c->phase_start;
-    switch (c->phase) {
-    case SRV_HTTP_HEAD:
-        return cfg->header_timeout_ms;
-    case SRV_HTTP_BODY:
-        return cfg->body_timeout_ms;
-    default:
-        *since = c->last_active > c->phase_start ? c->last_active : c->phase_start;
-        return cfg->idle_timeout_ms;
-    }
+    uv_mutex_unlock(&w->wake_lock);
+    return asked;
 }
+
+void srv_worker_wake(srv_worker_t *w)
+{
+    uv_mutex_lock(&w->wake_lock);
+    if (!w->wake_closed) {
+        uv_async_send(&w->wake);
+    }
+    uv_mutex_unlock(&w->wake_lock);
+}
+
+/* ---- timers ---- */
 
 static void on_sweep(uv_timer_t *t)
 {
     srv_worker_t *w = t->data;
-    uint64_t now = uv_now(w->loop);
-    srv_conn_t *next;
+    const srv_config_t *cfg = w->cfg;
+    uint64_t now = uv_now(&w->loop);
+    base_link_t *next;
 
-    for (srv_conn_t *c = w->conns; c != NULL; c = next) {
-        next = c->next;
+    if (w->nobufs && !w->pause.draining) {
+        resume_reads(w); /* connections paused by UV_ENOBUFS try again */
+    }
+    for (base_link_t *l = w->conns.head; l != NULL; l = next) {
+        srv_conn_t *c = conn_of(l);
+        next = l->next;
         uint64_t since;
-        uint64_t limit = conn_timeout(c, &w->srv->cfg, &since);
-        if (c->closing) {
-            continue;
-        }
-        if (c->lingering) {
-            if (now - c->linger_start >= SRV_LINGER_MS) {
-                conn_close(c); /* the peer kept sending or stayed open: enough */
-            }
+        uint64_t limit = srv_conn_timeout(c, cfg->idle_timeout_ms, cfg->header_timeout_ms,
+                                          cfg->body_timeout_ms, &since);
+        if (c->state == SRV_CONN_CLOSING || srv_conn_linger_expired(c, now)) {
             continue;
         }
         if (limit == 0 || now - since < limit) {
@@ -812,14 +539,11 @@ static void on_sweep(uv_timer_t *t)
         if (!c->reading && c->kind == SRV_CONN_TCP) {
             continue; /* paused by us (backpressure): not the client's silence */
         }
-        if (!w->control) {
-            metrics_counter_add(&w->st.idle_closed, 1);
-        }
+        metrics_counter_add(&w->st->idle_closed, 1);
         if (c->kind == SRV_CONN_HTTP && c->phase != SRV_HTTP_IDLE) {
-            srv_http_timeout(&c->http);
-            http_finish_feed(c, 1);
+            srv_conn_http_timeout(c);
         } else {
-            conn_close(c);
+            srv_conn_close(c);
         }
     }
 }
@@ -842,77 +566,64 @@ static uint64_t sweep_interval(const srv_config_t *cfg)
 
 /* ---- draining ---- */
 
-static void on_handle_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 static void close_if_open(uv_handle_t *h)
 {
     if (h->loop != NULL && !uv_is_closing(h)) {
-        uv_close(h, on_handle_closed);
+        uv_close(h, NULL);
     }
 }
 
 static void start_drain(srv_worker_t *w)
 {
-    srv_conn_t *next;
+    base_link_t *next;
 
-    w->draining = 1;
+    w->pause.draining = 1;
     if (w->listeners_open) {
         w->listeners_open = 0;
-        if (w->tcp_fd >= 0) {
-            close_if_open((uv_handle_t *)&w->tcp_listener);
-        }
-        if (w->http_fd >= 0) {
-            close_if_open((uv_handle_t *)&w->http_listener);
-        }
+        close_if_open((uv_handle_t *)&w->tcp_listener); /* no-op for one never initialised */
+        close_if_open((uv_handle_t *)&w->http_listener);
     }
     /* Every byte already read has been processed in its read callback; what is left is the
      * partial line of each TCP connection (truncated) and HTTP bodies cut short. */
-    for (srv_conn_t *c = w->conns; c != NULL; c = next) {
-        next = c->next;
-        if (c->kind == SRV_CONN_HTTP && !c->closing) {
+    for (base_link_t *l = w->conns.head; l != NULL; l = next) {
+        srv_conn_t *c = conn_of(l);
+        next = l->next;
+        if (c->kind == SRV_CONN_HTTP && c->state != SRV_CONN_CLOSING) {
             srv_http_eof(&c->http);
         }
-        conn_close(c);
+        srv_conn_close(c);
     }
     sink_writer_destroy(w->sink_w);
     w->sink_w = NULL;
-    close_if_open((uv_handle_t *)&w->trim_timer);
     close_if_open((uv_handle_t *)&w->sweep_timer);
-    uv_mutex_lock(&w->srv->wake_lock);
-    srv_worker_answer_trim(w); /* a request sent before the close is answered */
+    uv_mutex_lock(&w->wake_lock);
+    answer_trim(w); /* a request sent before the close is answered */
     close_if_open((uv_handle_t *)&w->wake);
     w->wake_closed = 1;
-    uv_mutex_unlock(&w->srv->wake_lock);
+    uv_mutex_unlock(&w->wake_lock);
 }
 
-void srv_worker_poll_flags(srv_worker_t *w)
+/* The wake's work: start draining, or apply the memory state and the live mode. */
+static void poll_flags(srv_worker_t *w)
 {
-    srv_server_t *s = w->srv;
+    srv_shared_t *sh = w->sh;
 
-    if (w->draining) {
+    if (w->pause.draining) {
         return;
     }
-    if (atomic_load(&s->draining)) {
+    if (atomic_load(&sh->draining)) {
         start_drain(w);
         return;
     }
-    if (!w->control) {
-        apply_mode(w, atomic_load(&s->pooled));
-        srv_worker_answer_trim(w);
-    }
-    int over = atomic_load(&s->mem_over);
-    if (w->control) {
-        w->mem_paused = over;
-    } else if (over) {
+    apply_mode(w, atomic_load(&sh->pooled));
+    answer_trim(w);
+    if (atomic_load(&sh->mem_over)) {
         /* The control wakes every worker each memory check while over: probes rotate. */
-        w->mem_paused = 1;
+        w->pause.mem_paused = 1;
         limit_rebalance(w);
-    } else if (w->mem_paused) {
-        w->mem_paused = 0;
-        if (!w->sink_full && !w->draining) {
+    } else if (w->pause.mem_paused) {
+        w->pause.mem_paused = 0;
+        if (!w->pause.sink_full) {
             resume_reads(w);
         }
     }
@@ -920,96 +631,175 @@ void srv_worker_poll_flags(srv_worker_t *w)
 
 static void on_wake(uv_async_t *a)
 {
-    srv_worker_poll_flags(a->data);
+    poll_flags(a->data);
 }
 
-/* ---- set-up ---- */
+/* ---- set-up and the thread ---- */
 
-static int open_listener(srv_worker_t *w, uv_tcp_t *h, int fd, uv_connection_cb cb)
+static int open_listener(srv_worker_t *w, uv_tcp_t *h, int *fd, uv_connection_cb cb)
 {
-    int r = uv_tcp_init(w->loop, h);
+    int r = uv_tcp_init(&w->loop, h);
     if (r != 0) {
         return r;
     }
     h->data = w;
-    r = uv_tcp_open(h, fd);
+    r = uv_tcp_open(h, *fd);
     if (r == 0) {
+        *fd = -*fd - 2; /* the handle owns it now (closed with it); remember it was on */
         r = uv_listen((uv_stream_t *)h, 1024, cb);
     }
     return r;
 }
 
-int srv_worker_setup(srv_worker_t *w)
+static int setup(srv_worker_t *w)
 {
-    srv_server_t *s = w->srv;
+    srv_shared_t *sh = w->sh;
     int r;
 
     metrics_writer_init(&w->scratch);
     ing_frame_stock_init(&w->stock, mem_free);
-    r = pool_cache_create(s->pool, &w->cache);
+    r = pool_cache_create(sh->pool, &w->cache);
     if (r != 0) {
         srv_log("error", "pool cache", "error", strerror(-r), NULL);
         return r;
     }
-    w->pooled = atomic_load(&s->pooled);
-    ing_process_init(&w->proc, w->pooled, w->cache, mem_malloc, mem_free);
-    if (!w->control) {
-        r = sink_writer_create(s->sink, w->loop, on_sink_writable, w, &w->sink_w);
-        if (r != 0) {
-            srv_log("error", "sink writer", "error", strerror(r < 0 ? -r : r), NULL);
-            return r;
-        }
+    sh->caches[w->id] = w->cache;
+    w->pooled = atomic_load(&sh->pooled);
+    ing_process_init(w->proc, w->pooled, w->cache, mem_malloc, mem_free);
+    r = sink_writer_create(sh->sink, &w->loop, on_sink_writable, w, &w->sink_w);
+    if (r != 0) {
+        srv_log("error", "sink writer", "error", strerror(r < 0 ? -r : r), NULL);
+        return r;
     }
+    r = uv_timer_init(&w->loop, &w->sweep_timer);
+    if (r != 0) {
+        srv_log("error", "worker timer", "error", uv_strerror(r), NULL);
+        return r;
+    }
+    w->sweep_timer.data = w;
+    w->listeners_open = 1;
     if (w->tcp_fd >= 0) {
-        r = open_listener(w, &w->tcp_listener, w->tcp_fd, on_tcp_connection);
+        r = open_listener(w, &w->tcp_listener, &w->tcp_fd, on_tcp_connection);
         if (r != 0) {
             srv_log("error", "tcp listen", "error", uv_strerror(r), NULL);
             return r;
         }
     }
     if (w->http_fd >= 0) {
-        r = open_listener(w, &w->http_listener, w->http_fd, on_http_connection);
+        r = open_listener(w, &w->http_listener, &w->http_fd, on_http_connection);
         if (r != 0) {
             srv_log("error", "http listen", "error", uv_strerror(r), NULL);
             return r;
         }
     }
-    w->listeners_open = 1;
-    if (!w->control) {
-        /* Trims are started by the control loop's --trim-interval timer (control.c). */
-        uv_timer_init(w->loop, &w->trim_timer);
-        w->trim_timer.data = w;
-    }
-    uv_timer_init(w->loop, &w->sweep_timer);
-    w->sweep_timer.data = w;
-    uint64_t iv = sweep_interval(&s->cfg);
+    uint64_t iv = sweep_interval(w->cfg);
     if (iv != 0) {
-        uv_timer_start(&w->sweep_timer, on_sweep, iv, iv);
+        r = uv_timer_start(&w->sweep_timer, on_sweep, iv, iv);
     }
-    return 0;
+    return r;
 }
 
-void srv_worker_run(srv_worker_t *w)
+static void teardown(srv_worker_t *w)
 {
-    uv_run(w->loop, UV_RUN_DEFAULT);
-}
-
-void srv_worker_teardown(srv_worker_t *w)
-{
-    if (!w->draining) {
+    if (!w->pause.draining) {
         start_drain(w);
     }
-    uv_run(w->loop, UV_RUN_DEFAULT);
-    ing_process_destroy(&w->proc);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    ing_process_destroy(w->proc);
     ing_frame_stock_destroy(&w->stock);
     pool_cache_destroy(w->cache);
     w->cache = NULL;
     metrics_writer_free(&w->scratch);
+    if (uv_loop_close(&w->loop) != 0) {
+        srv_log("error", "worker loop: handles left open", NULL);
+    }
 }
 
-int srv_worker_init_handles(srv_worker_t *w)
+static void worker_main(void *arg)
 {
-    int r = uv_async_init(w->loop, &w->wake, on_wake);
+    srv_worker_t *w = arg;
+    srv_shared_t *sh = w->sh;
+
+    if (setup(w) != 0) {
+        atomic_fetch_add(&sh->failed, 1);
+    } else {
+        atomic_fetch_add(&sh->ready, 1);
+    }
+    uv_async_send(&sh->ctl_async);
+    /* Even after a failed set-up the loop runs until the control loop says drain, so that the
+     * wake handle stays valid for it. */
+    poll_flags(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    teardown(w);
+    atomic_fetch_add(&sh->done, 1);
+    uv_async_send(&sh->ctl_async);
+}
+
+int srv_worker_create(srv_shared_t *sh, unsigned id, int tcp_fd, int http_fd, srv_worker_t **out)
+{
+    srv_worker_t *w = mem_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return -ENOMEM;
+    }
+    if (uv_mutex_init(&w->wake_lock) != 0) {
+        mem_free(w);
+        return -ENOMEM;
+    }
+    w->sh = sh;
+    w->cfg = sh->cfg;
+    w->id = id;
+    w->st = &sh->stats[id];
+    w->proc = &sh->procs[id];
+    w->tcp_fd = tcp_fd;
+    w->http_fd = http_fd;
+    w->wake_closed = 1; /* until started */
+    *out = w;
+    return 0;
+}
+
+int srv_worker_start(srv_worker_t *w)
+{
+    int r = uv_loop_init(&w->loop);
+    if (r != 0) {
+        return r;
+    }
+    r = uv_async_init(&w->loop, &w->wake, on_wake);
+    if (r != 0) {
+        uv_loop_close(&w->loop);
+        return r;
+    }
     w->wake.data = w;
-    return r;
+    w->wake_closed = 0;
+    r = uv_thread_create(&w->thread, worker_main, w);
+    if (r != 0) {
+        w->wake_closed = 1;
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+        return r;
+    }
+    w->loop_ready = 1;
+    return 0;
+}
+
+void srv_worker_join(srv_worker_t *w)
+{
+    if (w->loop_ready) {
+        uv_thread_join(&w->thread);
+    }
+}
+
+void srv_worker_destroy(srv_worker_t *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    if (w->tcp_fd >= 0) {
+        close(w->tcp_fd); /* never handed to a listener */
+    }
+    if (w->http_fd >= 0) {
+        close(w->http_fd);
+    }
+    uv_mutex_destroy(&w->wake_lock);
+    mem_free(w);
 }

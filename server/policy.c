@@ -1,0 +1,36 @@
+/* server/policy.c - the pausing rules (policy.h). */
+#include "server/policy.h"
+
+int srv_policy_shedding(const srv_pause_t *p)
+{
+    return p->sink_full || p->mem_paused || p->draining;
+}
+
+int srv_policy_tcp_may_read(const srv_pause_t *p, int holds_line, int probe)
+{
+    if (p->sink_full || p->draining) {
+        return 0;
+    }
+    return !p->mem_paused || probe || holds_line;
+}
+
+size_t srv_policy_pick_probes(const srv_pause_t *p, const srv_limit_view_t *v, size_t n,
+                              size_t probes[SRV_LIMIT_PROBES])
+{
+    size_t np = 0;
+
+    if (p->sink_full || p->draining) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].holds_line) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < n && np < SRV_LIMIT_PROBES; i++) {
+        if (v[i].eligible) {
+            probes[np++] = i;
+        }
+    }
+    return np;
+}

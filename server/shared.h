@@ -1,0 +1,92 @@
+/* server/shared.h - the only state ingestd's threads share; every field names the thread that
+ * writes it and how the others read it. */
+#ifndef INGESTD_SERVER_SHARED_H
+#define INGESTD_SERVER_SHARED_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ingest/process.h"
+#include "ingest/verdict.h"
+#include "metrics/metrics.h"
+#include "pool/pool.h"
+#include "server/config.h"
+#include "server/trim.h"
+#include "sink/sink.h"
+
+#define SRV_CACHE_LINE 64
+
+/* HTTP response codes counted one by one on ingest ports; others count as "other" (0). */
+#define SRV_HTTP_CODES 10
+extern const int srv_http_codes[SRV_HTTP_CODES];
+
+/* One worker's counters. Writer: that worker's loop thread only (metrics.h single-writer
+ * shards). Readers: any thread (relaxed loads, summed at scrape). Padded on both sides so no
+ * other thread's data shares its cache lines. */
+typedef struct {
+    char pad0[SRV_CACHE_LINE];
+    metrics_counter_t accepted;
+    metrics_counter_t rejected[ING_VERDICT_COUNT];
+    metrics_counter_t bytes_tcp;
+    metrics_counter_t bytes_http;
+    metrics_counter_t conns_total;
+    metrics_counter_t conns_refused;
+    metrics_counter_t idle_closed;
+    metrics_counter_t sink_failures;   /* sink_append could not keep an event (no memory) */
+    metrics_counter_t read_pauses;     /* times reading was paused (sink full or memory limit) */
+    metrics_counter_t read_nobufs;     /* reads the pool could not give a block for (UV_ENOBUFS) */
+    metrics_counter_t resume_failures; /* uv_read_start failed on resume: connection closed */
+    metrics_counter_t reply_drops;     /* HTTP replies not queued for want of memory */
+    metrics_counter_t oversize;        /* framed lines that outgrew one block */
+    metrics_counter_t http_responses[SRV_HTTP_CODES]; /* index into srv_http_codes */
+    metrics_gauge_t conns_active;
+    metrics_hist_t trim;
+    char pad1[SRV_CACHE_LINE];
+} srv_worker_stats_t;
+
+typedef struct {
+    /* Set by the main thread before any other thread starts; read-only afterwards. */
+    const srv_config_t *cfg;
+    pool_t *pool; /* thread-safe as pool.h says */
+    sink_t *sink; /* thread-safe as sink.h says; NULL once closed (control thread, at the end) */
+    unsigned nworkers;
+    uint64_t start_ns; /* uv_hrtime at start-up */
+    int allocator_verified;
+    srv_trim_t trim; /* the trim rendezvous (trim.h says who calls what) */
+
+    /* Per worker i, written by worker i's loop thread only: its counters and its processing
+     * state (whose type table any thread may read, process.h). Arrays made by the main thread. */
+    srv_worker_stats_t *stats;
+    ing_process_t *procs;
+    /* Worker i's pool cache, set by worker i before it raises ready (release) and cleared only
+     * after draining began. The control thread reads it for /debug/pool while ready ==
+     * nworkers and draining == 0. */
+    pool_cache_t **caches;
+
+    /* Written by the control thread, read by workers (after a wake). */
+    _Atomic int draining;
+    _Atomic int mem_over;
+    _Atomic int pooled;
+    _Atomic uint64_t trim_interval_ms;
+    _Atomic uint64_t memory_limit;
+
+    /* Written by workers (one increment each), read by the control thread after ctl_async. */
+    _Atomic unsigned ready;
+    _Atomic unsigned failed;
+    _Atomic unsigned done;
+    uv_async_t ctl_async; /* worker -> control: ready, done, a trim answered */
+
+    /* Written by the control thread, read by any (the admin listener's counters). */
+    _Atomic uint64_t admin_requests;
+    _Atomic uint64_t admin_denied;
+} srv_shared_t;
+
+/* 1 while every worker is set up and none has begun to tear down (so their caches are live).
+ * Any thread. */
+static inline int srv_shared_workers_live(srv_shared_t *sh)
+{
+    return atomic_load(&sh->ready) == sh->nworkers && !atomic_load(&sh->draining);
+}
+
+#endif
