@@ -10,9 +10,6 @@
 
 #include "server/config.h"
 
-const char *const srv_vars_reason_names[SRV_VARS_REASONS] = {"parse", "not_object", "no_type",
-                                                             "too_large", "truncated"};
-
 #define LEVER_KEYS "pool, pool-retain, trim-interval, memory-limit"
 #define ALLOCS_TOP_DEFAULT 50
 #define ALLOCS_TOP_MAX 100000
@@ -173,8 +170,8 @@ int srv_admin_write_vars(FILE *out, const srv_vars_t *v)
     fputs(",\"events\":{", out);
     json_u64(out, "accepted", v->events_accepted, 0);
     fputs(",\"rejected\":{", out);
-    for (int i = 0; i < SRV_VARS_REASONS; i++) {
-        json_u64(out, srv_vars_reason_names[i], v->events_rejected[i], i > 0);
+    for (int r = ING_ACCEPTED + 1; r < ING_VERDICT_COUNT; r++) {
+        json_u64(out, ing_verdict_name((ing_verdict_t)r), v->events_rejected[r], r > 1);
     }
     fputs("},\"by_type\":{", out);
     for (size_t i = 0; i < v->ntypes; i++) {

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ingest/verdict.h"
 #include "mem/allocprof.h"
 #include "pool/pool.h"
 
@@ -30,10 +31,6 @@ int srv_admin_route(const char *method, const char *path, srv_admin_endpoint_t *
                     const char **allow);
 
 /* ---- GET /debug/vars ---- */
-
-/* Rejection reasons in ingestd_events_rejected_total's order. */
-#define SRV_VARS_REASONS 5
-extern const char *const srv_vars_reason_names[SRV_VARS_REASONS]; /* parse, not_object, ... */
 
 typedef struct {
     const char *type; /* borrowed */
@@ -58,7 +55,7 @@ typedef struct {
     unsigned workers;
     double uptime_seconds;
     uint64_t events_accepted;
-    uint64_t events_rejected[SRV_VARS_REASONS];
+    uint64_t events_rejected[ING_VERDICT_COUNT]; /* index: ing_verdict_t ([0] unused) */
     const srv_vars_type_t *types; /* borrowed; ntypes entries, "_other" included by the caller */
     size_t ntypes;
     uint64_t bytes_received_tcp;

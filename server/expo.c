@@ -332,9 +332,7 @@ void srv_expo_vars(srv_shared_t *sh, const srv_snapshot_t *s, srv_vars_t *v)
     v->workers = sh->nworkers;
     v->uptime_seconds = (double)(uv_hrtime() - sh->start_ns) / 1e9;
     v->events_accepted = s->accepted;
-    for (int r = 1; r < ING_VERDICT_COUNT && r - 1 < SRV_VARS_REASONS; r++) {
-        v->events_rejected[r - 1] = s->rejected[r];
-    }
+    memcpy(v->events_rejected, s->rejected, sizeof(v->events_rejected));
     v->types = s->types;
     v->ntypes = s->types != NULL ? s->ntypes : 0;
     v->bytes_received_tcp = s->bytes_tcp;

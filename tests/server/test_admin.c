@@ -111,8 +111,8 @@ static void test_vars_is_one_json_object_with_every_stable_key(void **state)
     v.workers = 4;
     v.uptime_seconds = 12.5;
     v.events_accepted = 10;
-    for (int i = 0; i < SRV_VARS_REASONS; i++) {
-        v.events_rejected[i] = 100 + (uint64_t)i;
+    for (int r = 1; r < ING_VERDICT_COUNT; r++) {
+        v.events_rejected[r] = 100 + (uint64_t)r;
     }
     v.types = types;
     v.ntypes = 3;
@@ -161,9 +161,12 @@ static void test_vars_is_one_json_object_with_every_stable_key(void **state)
     assert_true(json_real_value(json_object_get(root, "uptime_seconds")) == 12.5);
     json_t *events = json_object_get(root, "events");
     assert_int_equal(num_at(events, NULL, "accepted"), 10);
-    for (int i = 0; i < SRV_VARS_REASONS; i++) {
-        assert_int_equal(num_at(events, "rejected", srv_vars_reason_names[i]), 100 + i);
+    for (int r = 1; r < ING_VERDICT_COUNT; r++) {
+        assert_int_equal(num_at(events, "rejected", ing_verdict_name((ing_verdict_t)r)), 100 + r);
     }
+    /* The contract's names, spelled out once here. */
+    assert_int_equal(num_at(events, "rejected", "not_object"), 100 + ING_REJECT_NOT_OBJECT);
+    assert_int_equal(num_at(events, "rejected", "truncated"), 100 + ING_REJECT_TRUNCATED);
     assert_int_equal(num_at(events, "by_type", "click"), 7);
     assert_int_equal(num_at(events, "by_type", "we\"ird\\\n"), 2);
     assert_int_equal(num_at(events, "by_type", "_other"), 1);
