@@ -1,12 +1,13 @@
-/* sink.c - null and file sinks: per-worker chunk batching, one writer thread per sink,
- * backpressure through a bounded set of recycled chunks (contract in sink.h). */
+/* engine.c - the sink engine: per-worker chunk batching, one writer thread per sink, backpressure
+ * through a bounded set of recycled chunks, retries and accounting, over a backend (backend.h;
+ * contract in sink.h). */
+#include "sink/backend.h"
 #include "sink/sink.h"
 
 #include "base/counter.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -18,10 +19,8 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
-#define FILE_PREFIX "file:"
-#define IOV_BATCH 64
+#define IOV_BATCH SINK_BACKEND_IOV_MAX
 #define BACKOFF_MIN_NS (10ull * 1000 * 1000)
 #define BACKOFF_MAX_NS (1000ull * 1000 * 1000)
 #define GIVE_UP_ATTEMPTS 3
@@ -46,6 +45,9 @@ typedef struct chunk {
 
 struct srv_sink {
     sink_kind_t kind;
+    const sink_backend_t *backend;
+    void *backend_state; /* from backend->open; writer thread only once it runs */
+    bool discard;        /* backend->discard: no chunks, no thread (the null sink) */
     size_t chunk_bytes;
     size_t max_chunks;
     size_t full_at;   /* a writer is full when its in-flight bytes reach this */
@@ -55,7 +57,6 @@ struct srv_sink {
     void (*free_fn)(void *ptr);
     void (*log_fn)(void *log_ctx, const char *line);
     void *log_ctx;
-    char *path; /* file sink: owned copy */
 
     /* Shared between the workers, the writer thread and stats readers; guarded by lock. */
     pthread_mutex_t lock;
@@ -70,13 +71,13 @@ struct srv_sink {
     uint64_t retired_oversize;
     uint64_t retired_extra;
 
-    /* Writer thread (file sink). wake is a semaphore because sem_post is async-signal-safe. */
+    /* Writer thread. wake is a semaphore because sem_post is async-signal-safe. */
     pthread_t thread;
     bool thread_started;
     sem_t wake;
     atomic_int reopen_requested; /* set by sink_reopen, any thread or signal handler */
-    int fd;                      /* writer thread only once it runs */
     int first_loss_error;        /* writer thread; read by close after the join */
+    int sync_error;              /* writer thread: the final sync's; read after the join */
     bool gave_up;                /* writer thread: a chunk was given up during close */
     uint64_t last_log_ns;        /* writer thread: rate limit of log lines */
     bool logged;
@@ -90,14 +91,18 @@ struct srv_sink {
     _Atomic uint64_t events_lost;
     _Atomic uint64_t bytes_lost;
     _Atomic uint64_t reopens;
+    _Atomic uint64_t reopens_unlinked;
+    _Atomic uint64_t bytes_durable; /* any thread (sink_backend_durable): only grows, by CAS */
+
+    char target[]; /* the backend's arg ("PATH" of file:PATH), for open and log lines */
 };
 
 struct sink_writer {
     sink_t *sink;
     sink_writer_t *prev; /* sink->writers list, guarded by sink->lock */
     sink_writer_t *next;
-    uv_async_t async; /* file sink: on_writable wake-up from the writer thread */
-    uv_timer_t timer; /* file sink with flush_interval_ms */
+    uv_async_t async; /* writer thread -> owner: on_writable wake-up (not for discard) */
+    uv_timer_t timer; /* with flush_interval_ms (not for discard) */
     bool has_timer;
     int open_handles;           /* closed by destroy; the struct is freed when this reaches 0 */
     void (*free_fn)(void *ptr); /* the sink's, kept here: the sink may be closed before */
@@ -155,42 +160,50 @@ int sink_parse_spec(const char *spec, sink_kind_t *kind, const char **path)
     if (spec == NULL) {
         return -EINVAL;
     }
-    if (strcmp(spec, "null") == 0) {
-        if (kind != NULL) {
-            *kind = SINK_NULL;
-        }
-        if (path != NULL) {
-            *path = NULL;
-        }
-        return 0;
+    /* The scheme is the text before the first ':', or the whole spec when it has none. */
+    const char *colon = strchr(spec, ':');
+    size_t slen = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
+    const char *arg = colon != NULL ? colon + 1 : NULL;
+    sink_kind_t k;
+    if (slen == 4 && strncmp(spec, "null", 4) == 0 && arg == NULL) {
+        k = SINK_NULL;
+    } else if (slen == 4 && strncmp(spec, "file", 4) == 0 && arg != NULL && *arg != '\0') {
+        k = SINK_FILE;
+    } else {
+        return -EINVAL;
     }
-    size_t plen = strlen(FILE_PREFIX);
-    if (strncmp(spec, FILE_PREFIX, plen) == 0 && spec[plen] != '\0') {
-        if (kind != NULL) {
-            *kind = SINK_FILE;
-        }
-        if (path != NULL) {
-            *path = spec + plen;
-        }
-        return 0;
+    if (kind != NULL) {
+        *kind = k;
     }
-    return -EINVAL;
+    if (path != NULL) {
+        *path = arg;
+    }
+    return 0;
 }
 
-/* ---- writer thread ---- */
+/* The backend of a kind: a switch, not a registry (issue 9). */
+static const sink_backend_t *backend_of(sink_kind_t kind)
+{
+    switch (kind) {
+    case SINK_NULL:
+        return &sink_backend_null;
+    case SINK_FILE:
+        return &sink_backend_file;
+    }
+    return NULL;
+}
 
-__attribute__((format(printf, 2, 3))) static void log_line(sink_t *s, const char *fmt, ...)
+/* ---- logging and the backend's calls into the engine ---- */
+
+static void log_va(sink_t *s, bool always, const char *fmt, va_list ap)
 {
     uint64_t now = now_ns();
-    if (s->logged && now - s->last_log_ns < LOG_INTERVAL_NS) {
+    if (!always && s->logged && now - s->last_log_ns < LOG_INTERVAL_NS) {
         s->suppressed_logs++;
         return;
     }
     char line[512];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
     if (n >= 0 && (size_t)n < sizeof(line) && s->suppressed_logs > 0) {
         snprintf(line + n, sizeof(line) - (size_t)n, " (%llu similar suppressed)",
                  (unsigned long long)s->suppressed_logs);
@@ -205,33 +218,61 @@ __attribute__((format(printf, 2, 3))) static void log_line(sink_t *s, const char
     }
 }
 
-/* Opens the path for appending. O_NONBLOCK only for the open itself, so a FIFO without a reader
- * fails with ENXIO instead of blocking; writes then block. Returns an fd or -errno. */
-static int open_path(const char *path)
+__attribute__((format(printf, 3, 4))) static void log_line(sink_t *s, bool always, const char *fmt,
+                                                           ...)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
-    if (fd < 0) {
-        return -errno;
-    }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
+    va_list ap;
+    va_start(ap, fmt);
+    log_va(s, always, fmt, ap);
+    va_end(ap);
 }
 
-static void reopen_file(sink_t *s)
+void sink_backend_log(sink_t *s, bool always, const char *fmt, ...)
 {
-    int fd = open_path(s->path);
-    if (fd < 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_va(s, always, fmt, ap);
+    va_end(ap);
+}
+
+void sink_backend_count(sink_t *s, sink_count_t what)
+{
+    switch (what) {
+    case SINK_COUNT_ERROR:
         atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-        log_line(s, "reopen %s: %s (still writing to the previous file)", s->path, strerror(-fd));
+        break;
+    case SINK_COUNT_REOPEN_UNLINKED:
+        atomic_fetch_add_explicit(&s->reopens_unlinked, 1, memory_order_relaxed);
+        /* fall through: also a reopen */
+    case SINK_COUNT_REOPEN:
+        atomic_fetch_add_explicit(&s->reopens, 1, memory_order_relaxed);
+        break;
+    }
+}
+
+void sink_backend_durable(sink_t *s, uint64_t pos)
+{
+    uint64_t cur = atomic_load_explicit(&s->bytes_durable, memory_order_relaxed);
+    while (pos > cur &&
+           !atomic_compare_exchange_weak_explicit(&s->bytes_durable, &cur, pos,
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
+}
+
+/* ---- writer thread ---- */
+
+static void reopen_backend(sink_t *s)
+{
+    if (s->backend->reopen == NULL) {
         return;
     }
-    close(s->fd);
-    s->fd = fd;
+    int rc = s->backend->reopen(s->backend_state);
+    if (rc != 0) {
+        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+        log_line(s, false, "reopen %s: %s (still writing to the previous file)", s->target,
+                 strerror(-rc));
+        return;
+    }
     atomic_fetch_add_explicit(&s->reopens, 1, memory_order_relaxed);
 }
 
@@ -285,7 +326,7 @@ static void backoff_wait(sink_t *s, uint64_t ns)
 static bool on_write_error(sink_t *s, chunk_t *head, int err, int *attempts, uint64_t *backoff)
 {
     atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-    log_line(s, "write %s: %s (retrying)", s->path, strerror(err));
+    log_line(s, false, "write %s: %s (retrying)", s->target, strerror(err));
     pthread_mutex_lock(&s->lock);
     bool ending = s->closing || head->owner->destroying;
     pthread_mutex_unlock(&s->lock);
@@ -297,19 +338,39 @@ static bool on_write_error(sink_t *s, chunk_t *head, int err, int *attempts, uin
         }
         atomic_fetch_add_explicit(&s->events_lost, head->nevents, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->bytes_lost, head->len - head->off, memory_order_release);
-        log_line(s, "gave up on %llu events (%zu bytes) after write errors: %s",
+        log_line(s, false, "gave up on %llu events (%zu bytes) after write errors: %s",
                  (unsigned long long)head->nevents, head->len - head->off, strerror(err));
         return true;
     }
     if (err == EBADF || atomic_exchange(&s->reopen_requested, 0)) {
-        reopen_file(s);
+        reopen_backend(s);
     }
     backoff_wait(s, *backoff);
     *backoff = *backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *backoff * 2;
     return false;
 }
 
-/* Writes a list of chunks in order with writev, retrying on errors (see sink.h). */
+/* Marks r bytes of cs[0..n) written, in order. Returns how many chunks are now complete (a
+ * partial one keeps its offset and is handed to write again). */
+static size_t consume(chunk_t **cs, size_t n, size_t r, uint64_t *events)
+{
+    size_t done = 0;
+    *events = 0;
+    while (done < n) {
+        size_t rem = cs[done]->len - cs[done]->off;
+        if (r < rem) {
+            cs[done]->off += r;
+            break;
+        }
+        r -= rem;
+        cs[done]->off = cs[done]->len;
+        *events += cs[done]->nevents;
+        done++;
+    }
+    return done;
+}
+
+/* Writes a list of chunks in order through the backend, retrying on errors (see sink.h). */
 static void write_batch(sink_t *s, chunk_t *c)
 {
     struct iovec iov[IOV_BATCH];
@@ -324,9 +385,9 @@ static void write_batch(sink_t *s, chunk_t *c)
             cs[n++] = p;
         }
         chunk_t *after = cs[n - 1]->next;
-        ssize_t r = writev(s->fd, iov, (int)n);
+        ssize_t r = s->backend->write(s->backend_state, iov, (int)n);
         if (r <= 0) {
-            int err = r < 0 ? errno : EIO; /* no progress on non-empty chunks: an error too */
+            int err = r < 0 ? (int)-r : EIO; /* no progress on non-empty chunks: an error too */
             if (err == EINTR) {
                 continue;
             }
@@ -340,24 +401,26 @@ static void write_batch(sink_t *s, chunk_t *c)
         }
         attempts = 0;
         backoff = BACKOFF_MIN_NS;
-        size_t left = (size_t)r;
-        size_t done = 0;
-        uint64_t events = 0;
-        while (done < n) {
-            size_t rem = cs[done]->len - cs[done]->off;
-            if (left < rem) {
-                cs[done]->off += left;
-                break;
-            }
-            left -= rem;
-            cs[done]->off = cs[done]->len;
-            events += cs[done]->nevents;
-            done++;
-        }
+        uint64_t events;
+        size_t done = consume(cs, n, (size_t)r, &events);
         c = done < n ? cs[done] : after;
         atomic_fetch_add_explicit(&s->events_written, events, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->bytes_written, (uint64_t)r, memory_order_release);
         return_chunks(s, cs, done);
+    }
+}
+
+/* The last thing the writer thread does: sync what was written, so close can report it. */
+static void final_sync(sink_t *s)
+{
+    if (s->backend->sync == NULL) {
+        return;
+    }
+    int rc = s->backend->sync(s->backend_state);
+    if (rc != 0) {
+        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+        log_line(s, true, "sync %s: %s", s->target, strerror(-rc));
+        s->sync_error = rc;
     }
 }
 
@@ -373,7 +436,7 @@ static void *writer_main(void *arg)
         /* After taking the batch: a chunk appended after sink_reopen returned is in this
          * batch or a later one, so it goes to the new file. */
         if (atomic_exchange(&s->reopen_requested, 0)) {
-            reopen_file(s);
+            reopen_backend(s);
         }
         if (batch != NULL) {
             write_batch(s, batch);
@@ -385,6 +448,7 @@ static void *writer_main(void *arg)
         while (sem_wait(&s->wake) != 0 && errno == EINTR) {
         }
     }
+    final_sync(s);
     return NULL;
 }
 
@@ -404,18 +468,42 @@ static void sink_free(sink_t *s)
 {
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->drained);
-    if (s->kind == SINK_FILE) {
-        sem_destroy(&s->wake);
-    }
-    s->free_fn(s->path);
+    sem_destroy(&s->wake);
     s->free_fn(s);
 }
 
 int sink_create(const sink_config_t *cfg, sink_t **out)
 {
     sink_kind_t kind;
-    const char *path;
-    if (cfg == NULL || out == NULL || sink_parse_spec(cfg->spec, &kind, &path) != 0) {
+    const char *arg;
+    if (cfg == NULL || out == NULL || sink_parse_spec(cfg->spec, &kind, &arg) != 0) {
+        return -EINVAL;
+    }
+    const sink_backend_t *b = backend_of(kind);
+    int rc = sink_create_backend(cfg, b, arg != NULL ? arg : b->name, out);
+    if (rc == 0) {
+        (*out)->kind = kind;
+    }
+    return rc;
+}
+
+/* The writer thread starts with every signal blocked: SIGHUP/SIGTERM go to the threads that
+ * handle them, and a write to a closed FIFO returns EPIPE instead of killing the process. */
+static int start_writer(sink_t *s)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = -pthread_create(&s->thread, NULL, writer_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    s->thread_started = rc == 0;
+    return rc;
+}
+
+int sink_create_backend(const sink_config_t *cfg, const sink_backend_t *b, const char *arg,
+                        sink_t **out)
+{
+    if (cfg == NULL || b == NULL || arg == NULL || out == NULL) {
         return -EINVAL;
     }
     size_t chunk = cfg->chunk_bytes ? cfg->chunk_bytes : SINK_DEFAULT_CHUNK_BYTES;
@@ -427,12 +515,16 @@ int sink_create(const sink_config_t *cfg, sink_t **out)
     void *(*alloc_fn)(size_t) = cfg->alloc_fn ? cfg->alloc_fn : malloc;
     void (*free_fn)(void *) = cfg->free_fn ? cfg->free_fn : free;
 
-    sink_t *s = alloc_fn(sizeof(*s));
+    size_t alen = strlen(arg) + 1;
+    sink_t *s = alloc_fn(sizeof(*s) + alen);
     if (s == NULL) {
         return -ENOMEM;
     }
     memset(s, 0, sizeof(*s));
-    s->kind = kind;
+    memcpy(s->target, arg, alen);
+    s->kind = SINK_NULL;
+    s->backend = b;
+    s->discard = b->discard;
     s->chunk_bytes = chunk;
     s->max_chunks = max;
     s->full_at = chunk * (max - 1);
@@ -442,54 +534,34 @@ int sink_create(const sink_config_t *cfg, sink_t **out)
     s->free_fn = free_fn;
     s->log_fn = cfg->log_fn;
     s->log_ctx = cfg->log_ctx;
-    s->fd = -1;
     atomic_init(&s->reopen_requested, 0);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->drained, NULL);
-    if (kind == SINK_NULL) {
+    sem_init(&s->wake, 0, 0);
+    if (s->discard) {
         *out = s;
         return 0;
     }
 
-    int rc;
-    sem_init(&s->wake, 0, 0);
-    size_t plen = strlen(path) + 1;
-    s->path = alloc_fn(plen);
-    if (s->path == NULL) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    memcpy(s->path, path, plen);
-    s->fd = open_path(s->path);
-    if (s->fd < 0) {
-        rc = s->fd;
-        goto fail;
-    }
-    /* The writer thread starts with every signal blocked: SIGHUP/SIGTERM go to the threads that
-     * handle them, and a write to a closed FIFO returns EPIPE instead of killing the process. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = -pthread_create(&s->thread, NULL, writer_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sink_backend_opts_t o = {.sink = s, .alloc_fn = alloc_fn, .free_fn = free_fn};
+    int rc = b->open(s->target, &o, &s->backend_state);
     if (rc != 0) {
-        goto fail;
+        sink_free(s);
+        return rc;
     }
-    s->thread_started = true;
+    rc = start_writer(s);
+    if (rc != 0) {
+        b->close(s->backend_state);
+        sink_free(s);
+        return rc;
+    }
     *out = s;
     return 0;
-
-fail:
-    if (s->fd >= 0) {
-        close(s->fd);
-    }
-    sink_free(s);
-    return rc;
 }
 
 void sink_reopen(sink_t *s)
 {
-    if (s == NULL || s->kind != SINK_FILE) {
+    if (s == NULL || s->discard) {
         return;
     }
     atomic_store(&s->reopen_requested, 1);
@@ -503,10 +575,12 @@ void sink_stats(sink_t *s, sink_stats_t *out)
      * appended sums read next are at least as large. */
     out->bytes_written = atomic_load_explicit(&s->bytes_written, memory_order_acquire);
     uint64_t bytes_lost = atomic_load_explicit(&s->bytes_lost, memory_order_acquire);
+    out->bytes_durable = atomic_load_explicit(&s->bytes_durable, memory_order_acquire);
     out->events_written = get(&s->events_written);
     out->events_lost = get(&s->events_lost);
     out->write_errors = get(&s->write_errors);
     out->reopens = get(&s->reopens);
+    out->reopens_unlinked = get(&s->reopens_unlinked);
     pthread_mutex_lock(&s->lock);
     out->events_appended = s->retired_events;
     out->bytes_appended = s->retired_bytes;
@@ -521,7 +595,7 @@ void sink_stats(sink_t *s, sink_stats_t *out)
         out->extra_chunks += get(&w->extra);
     }
     pthread_mutex_unlock(&s->lock);
-    if (s->kind == SINK_FILE && out->bytes_appended > out->bytes_written + bytes_lost) {
+    if (!s->discard && out->bytes_appended > out->bytes_written + bytes_lost) {
         out->pending_bytes = out->bytes_appended - out->bytes_written - bytes_lost;
     }
 }
@@ -533,27 +607,17 @@ int sink_close(sink_t *s)
     }
     assert(s->writers == NULL && "destroy every writer before sink_close");
     int rc = 0;
-    if (s->kind == SINK_FILE) {
+    if (!s->discard) {
         pthread_mutex_lock(&s->lock);
         s->closing = true;
         pthread_mutex_unlock(&s->lock);
         sem_post(&s->wake);
         pthread_join(s->thread, NULL);
-        rc = s->first_loss_error;
-        if (fsync(s->fd) != 0 && errno != EINVAL && errno != EROFS) {
-            int err = errno;
-            atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-            s->logged = false; /* always said */
-            log_line(s, "fsync %s: %s", s->path, strerror(err));
-            if (rc == 0) {
-                rc = -err;
-            }
-        }
-        close(s->fd);
+        rc = s->first_loss_error != 0 ? s->first_loss_error : s->sync_error;
+        s->backend->close(s->backend_state);
         uint64_t lost = get(&s->events_lost);
         if (lost > 0) {
-            s->logged = false;
-            log_line(s, "closed with %llu events lost after write errors",
+            log_line(s, true, "closed with %llu events lost after write errors",
                      (unsigned long long)lost);
         }
     }
@@ -688,7 +752,7 @@ static void on_handle_close(uv_handle_t *h)
 int sink_writer_create(sink_t *s, uv_loop_t *loop, sink_writable_cb on_writable, void *ctx,
                        sink_writer_t **out)
 {
-    if (s == NULL || out == NULL || (s->kind == SINK_FILE && loop == NULL)) {
+    if (s == NULL || out == NULL || (!s->discard && loop == NULL)) {
         return -EINVAL;
     }
     sink_writer_t *w = s->alloc_fn(sizeof(*w));
@@ -700,7 +764,7 @@ int sink_writer_create(sink_t *s, uv_loop_t *loop, sink_writable_cb on_writable,
     w->free_fn = s->free_fn;
     w->on_writable = on_writable;
     w->ctx = ctx;
-    if (s->kind == SINK_FILE) {
+    if (!s->discard) {
         int rc = uv_async_init(loop, &w->async, on_async);
         if (rc != 0) {
             s->free_fn(w);
@@ -751,7 +815,7 @@ int sink_append(sink_writer_t *w, const char *event, size_t len)
 {
     sink_t *s = w->sink;
     size_t need = len + 1;
-    if (s->kind == SINK_FILE) {
+    if (!s->discard) {
         chunk_t *c = w->cur;
         if (c == NULL || c->cap - c->len < need) {
             if (need > s->chunk_bytes) {
@@ -806,7 +870,7 @@ void sink_writer_destroy(sink_writer_t *w)
     sink_t *s = w->sink;
     sink_writer_flush(w);
     pthread_mutex_lock(&s->lock);
-    if (s->kind == SINK_FILE) {
+    if (!s->discard) {
         w->destroying = true;
         sem_post(&s->wake); /* a writer thread in a retry backoff re-checks give-up now */
         while (w->inflight > 0) {
