@@ -13,9 +13,9 @@
 
 /* Division of labour. The engine owns everything that is the same for every destination: the
  * per-writer chunks, the shared FIFO, the writer thread, backpressure, retries with backoff,
- * give-up during close, and the accounting (appended, written, lost, pending; per sink and per
- * writer handle). A backend only moves bytes: it never sees events, chunks or writers, never
- * retries, never frees a chunk, and counts nothing but its own reopens and errors (through
+ * give-up during close, and the accounting (appended per writer handle; written, lost, pending
+ * and durable per sink). A backend only moves bytes: it never sees events, chunks or writers,
+ * never retries, never frees a chunk, and counts nothing but its own reopens and errors (through
  * sink_backend_count).
  *
  * Threads. open runs in sink_create and close in sink_close, on the caller's thread, while the
@@ -24,7 +24,7 @@
  *
  * The stream. The engine sees the bytes it hands to write as one stream per sink; a backend's
  * position in it is the sum of what its write calls returned (the engine keeps the same sum as
- * bytes_written). Given-up bytes are never handed to write, so they are not in the stream.
+ * bytes_written). Bytes the engine gave up on were never taken, so they are not in it.
  *
  * Durability (the hook for acknowledgements, issue 12). Taking bytes in write and making them
  * durable are separate events: a backend calls sink_backend_durable(sink, pos) when every byte

@@ -195,7 +195,7 @@ static const sink_backend_t *backend_of(sink_kind_t kind)
 
 /* ---- logging and the backend's calls into the engine ---- */
 
-static void log_va(sink_t *s, bool always, const char *fmt, va_list ap)
+void sink_backend_log(sink_t *s, bool always, const char *fmt, ...)
 {
     uint64_t now = now_ns();
     if (!always && s->logged && now - s->last_log_ns < LOG_INTERVAL_NS) {
@@ -203,7 +203,10 @@ static void log_va(sink_t *s, bool always, const char *fmt, va_list ap)
         return;
     }
     char line[512];
+    va_list ap;
+    va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
     if (n >= 0 && (size_t)n < sizeof(line) && s->suppressed_logs > 0) {
         snprintf(line + n, sizeof(line) - (size_t)n, " (%llu similar suppressed)",
                  (unsigned long long)s->suppressed_logs);
@@ -216,23 +219,6 @@ static void log_va(sink_t *s, bool always, const char *fmt, va_list ap)
     } else {
         fprintf(stderr, "ingestd: sink: %s\n", line);
     }
-}
-
-__attribute__((format(printf, 3, 4))) static void log_line(sink_t *s, bool always, const char *fmt,
-                                                           ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    log_va(s, always, fmt, ap);
-    va_end(ap);
-}
-
-void sink_backend_log(sink_t *s, bool always, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    log_va(s, always, fmt, ap);
-    va_end(ap);
 }
 
 void sink_backend_count(sink_t *s, sink_count_t what)
@@ -269,8 +255,8 @@ static void reopen_backend(sink_t *s)
     int rc = s->backend->reopen(s->backend_state);
     if (rc != 0) {
         atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-        log_line(s, false, "reopen %s: %s (still writing to the previous file)", s->target,
-                 strerror(-rc));
+        sink_backend_log(s, false, "reopen %s: %s (still writing to the previous file)", s->target,
+                         strerror(-rc));
         return;
     }
     atomic_fetch_add_explicit(&s->reopens, 1, memory_order_relaxed);
@@ -326,7 +312,7 @@ static void backoff_wait(sink_t *s, uint64_t ns)
 static bool on_write_error(sink_t *s, chunk_t *head, int err, int *attempts, uint64_t *backoff)
 {
     atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-    log_line(s, false, "write %s: %s (retrying)", s->target, strerror(err));
+    sink_backend_log(s, false, "write %s: %s (retrying)", s->target, strerror(err));
     pthread_mutex_lock(&s->lock);
     bool ending = s->closing || head->owner->destroying;
     pthread_mutex_unlock(&s->lock);
@@ -338,8 +324,8 @@ static bool on_write_error(sink_t *s, chunk_t *head, int err, int *attempts, uin
         }
         atomic_fetch_add_explicit(&s->events_lost, head->nevents, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->bytes_lost, head->len - head->off, memory_order_release);
-        log_line(s, false, "gave up on %llu events (%zu bytes) after write errors: %s",
-                 (unsigned long long)head->nevents, head->len - head->off, strerror(err));
+        sink_backend_log(s, false, "gave up on %llu events (%zu bytes) after write errors: %s",
+                         (unsigned long long)head->nevents, head->len - head->off, strerror(err));
         return true;
     }
     if (err == EBADF || atomic_exchange(&s->reopen_requested, 0)) {
@@ -419,7 +405,7 @@ static void final_sync(sink_t *s)
     int rc = s->backend->sync(s->backend_state);
     if (rc != 0) {
         atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-        log_line(s, true, "sync %s: %s", s->target, strerror(-rc));
+        sink_backend_log(s, true, "sync %s: %s", s->target, strerror(-rc));
         s->sync_error = rc;
     }
 }
@@ -500,25 +486,16 @@ static int start_writer(sink_t *s)
     return rc;
 }
 
-int sink_create_backend(const sink_config_t *cfg, const sink_backend_t *b, const char *arg,
-                        sink_t **out)
+/* A new sink from a checked config, with its lock, condition and semaphore; no backend state
+ * and no thread yet. NULL when the allocation fails. */
+static sink_t *sink_new(const sink_config_t *cfg, const sink_backend_t *b, const char *arg,
+                        size_t chunk, size_t max)
 {
-    if (cfg == NULL || b == NULL || arg == NULL || out == NULL) {
-        return -EINVAL;
-    }
-    size_t chunk = cfg->chunk_bytes ? cfg->chunk_bytes : SINK_DEFAULT_CHUNK_BYTES;
-    size_t max =
-        cfg->max_pending_chunks ? cfg->max_pending_chunks : SINK_DEFAULT_MAX_PENDING_CHUNKS;
-    if (max < 2 || chunk > (SIZE_MAX - sizeof(chunk_t)) / max) {
-        return -EINVAL;
-    }
     void *(*alloc_fn)(size_t) = cfg->alloc_fn ? cfg->alloc_fn : malloc;
-    void (*free_fn)(void *) = cfg->free_fn ? cfg->free_fn : free;
-
     size_t alen = strlen(arg) + 1;
     sink_t *s = alloc_fn(sizeof(*s) + alen);
     if (s == NULL) {
-        return -ENOMEM;
+        return NULL;
     }
     memset(s, 0, sizeof(*s));
     memcpy(s->target, arg, alen);
@@ -531,27 +508,41 @@ int sink_create_backend(const sink_config_t *cfg, const sink_backend_t *b, const
     s->resume_at = s->full_at / 2;
     s->flush_interval_ms = cfg->flush_interval_ms;
     s->alloc_fn = alloc_fn;
-    s->free_fn = free_fn;
+    s->free_fn = cfg->free_fn ? cfg->free_fn : free;
     s->log_fn = cfg->log_fn;
     s->log_ctx = cfg->log_ctx;
     atomic_init(&s->reopen_requested, 0);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->drained, NULL);
     sem_init(&s->wake, 0, 0);
-    if (s->discard) {
-        *out = s;
-        return 0;
-    }
+    return s;
+}
 
-    sink_backend_opts_t o = {.sink = s, .alloc_fn = alloc_fn, .free_fn = free_fn};
-    int rc = b->open(s->target, &o, &s->backend_state);
-    if (rc != 0) {
-        sink_free(s);
-        return rc;
+int sink_create_backend(const sink_config_t *cfg, const sink_backend_t *b, const char *arg,
+                        sink_t **out)
+{
+    if (cfg == NULL || b == NULL || arg == NULL || out == NULL) {
+        return -EINVAL;
     }
-    rc = start_writer(s);
+    size_t chunk = cfg->chunk_bytes ? cfg->chunk_bytes : SINK_DEFAULT_CHUNK_BYTES;
+    size_t max =
+        cfg->max_pending_chunks ? cfg->max_pending_chunks : SINK_DEFAULT_MAX_PENDING_CHUNKS;
+    if (max < 2 || chunk > (SIZE_MAX - sizeof(chunk_t)) / max) {
+        return -EINVAL;
+    }
+    sink_t *s = sink_new(cfg, b, arg, chunk, max);
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    int rc = 0;
+    if (!s->discard) {
+        sink_backend_opts_t o = {.sink = s, .alloc_fn = s->alloc_fn, .free_fn = s->free_fn};
+        rc = b->open(s->target, &o, &s->backend_state);
+        if (rc == 0 && (rc = start_writer(s)) != 0) {
+            b->close(s->backend_state);
+        }
+    }
     if (rc != 0) {
-        b->close(s->backend_state);
         sink_free(s);
         return rc;
     }
@@ -617,8 +608,8 @@ int sink_close(sink_t *s)
         s->backend->close(s->backend_state);
         uint64_t lost = get(&s->events_lost);
         if (lost > 0) {
-            log_line(s, true, "closed with %llu events lost after write errors",
-                     (unsigned long long)lost);
+            sink_backend_log(s, true, "closed with %llu events lost after write errors",
+                             (unsigned long long)lost);
         }
     }
     sink_free(s);
@@ -749,6 +740,26 @@ static void on_handle_close(uv_handle_t *h)
     }
 }
 
+/* The writer thread's wake-up and the flush timer, both unreferenced. 0 or a libuv error. */
+static int init_handles(sink_writer_t *w, uv_loop_t *loop)
+{
+    int rc = uv_async_init(loop, &w->async, on_async);
+    if (rc != 0) {
+        return rc;
+    }
+    w->async.data = w;
+    uv_unref((uv_handle_t *)&w->async);
+    w->open_handles = 1;
+    if (w->sink->flush_interval_ms > 0) {
+        uv_timer_init(loop, &w->timer); /* cannot fail: it only links the handle */
+        w->timer.data = w;
+        uv_unref((uv_handle_t *)&w->timer);
+        w->has_timer = true;
+        w->open_handles++;
+    }
+    return 0;
+}
+
 int sink_writer_create(sink_t *s, uv_loop_t *loop, sink_writable_cb on_writable, void *ctx,
                        sink_writer_t **out)
 {
@@ -765,20 +776,10 @@ int sink_writer_create(sink_t *s, uv_loop_t *loop, sink_writable_cb on_writable,
     w->on_writable = on_writable;
     w->ctx = ctx;
     if (!s->discard) {
-        int rc = uv_async_init(loop, &w->async, on_async);
+        int rc = init_handles(w, loop);
         if (rc != 0) {
             s->free_fn(w);
             return rc;
-        }
-        w->async.data = w;
-        uv_unref((uv_handle_t *)&w->async);
-        w->open_handles = 1;
-        if (s->flush_interval_ms > 0) {
-            uv_timer_init(loop, &w->timer); /* cannot fail: it only links the handle */
-            w->timer.data = w;
-            uv_unref((uv_handle_t *)&w->timer);
-            w->has_timer = true;
-            w->open_handles++;
         }
     }
     pthread_mutex_lock(&s->lock);
@@ -811,41 +812,47 @@ static int append_oversize(sink_writer_t *w, const char *event, size_t len)
     return 0;
 }
 
-int sink_append(sink_writer_t *w, const char *event, size_t len)
+/* Copies one event and its newline into the current chunk, handing a full one over first.
+ * Returns 0, or -ENOMEM (the event was not kept). */
+static int copy_event(sink_writer_t *w, const char *event, size_t len)
 {
     sink_t *s = w->sink;
     size_t need = len + 1;
-    if (!s->discard) {
-        chunk_t *c = w->cur;
-        if (c == NULL || c->cap - c->len < need) {
-            if (need > s->chunk_bytes) {
-                int rc = append_oversize(w, event, len);
-                if (rc != 0) {
-                    return rc;
-                }
-                goto counted;
-            }
-            if (c != NULL) {
-                hand_off(w, c);
-                w->cur = NULL;
-            }
-            c = acquire(w);
-            if (c == NULL) {
-                return -ENOMEM;
-            }
-            w->cur = c;
+    chunk_t *c = w->cur;
+    if (c == NULL || c->cap - c->len < need) {
+        if (need > s->chunk_bytes) {
+            return append_oversize(w, event, len);
         }
-        if (c->len == 0 && w->has_timer && !uv_is_active((uv_handle_t *)&w->timer)) {
-            uv_timer_start(&w->timer, on_timer, s->flush_interval_ms, 0);
+        if (c != NULL) {
+            hand_off(w, c);
+            w->cur = NULL;
         }
-        memcpy(c->data + c->len, event, len);
-        c->data[c->len + len] = '\n';
-        c->len += need;
-        c->nevents++;
+        c = acquire(w);
+        if (c == NULL) {
+            return -ENOMEM;
+        }
+        w->cur = c;
     }
-counted:
+    if (c->len == 0 && w->has_timer && !uv_is_active((uv_handle_t *)&w->timer)) {
+        uv_timer_start(&w->timer, on_timer, s->flush_interval_ms, 0);
+    }
+    memcpy(c->data + c->len, event, len);
+    c->data[c->len + len] = '\n';
+    c->len += need;
+    c->nevents++;
+    return 0;
+}
+
+int sink_append(sink_writer_t *w, const char *event, size_t len)
+{
+    if (!w->sink->discard) {
+        int rc = copy_event(w, event, len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     bump(&w->events, 1);
-    bump(&w->bytes, need);
+    bump(&w->bytes, len + 1);
     return w->full;
 }
 
@@ -860,6 +867,24 @@ void sink_writer_flush(sink_writer_t *w)
         hand_off(w, w->cur);
         w->cur = NULL;
     }
+}
+
+/* Unlinks a writer from the sink's list and keeps its counters in the sink's. Lock held. */
+static void retire(sink_t *s, sink_writer_t *w)
+{
+    if (w->prev != NULL) {
+        w->prev->next = w->next;
+    } else {
+        s->writers = w->next;
+    }
+    if (w->next != NULL) {
+        w->next->prev = w->prev;
+    }
+    s->retired_events += get(&w->events);
+    s->retired_bytes += get(&w->bytes);
+    s->retired_stalls += get(&w->stalls);
+    s->retired_oversize += get(&w->oversize);
+    s->retired_extra += get(&w->extra);
 }
 
 void sink_writer_destroy(sink_writer_t *w)
@@ -878,19 +903,7 @@ void sink_writer_destroy(sink_writer_t *w)
         }
         take_returned(w);
     }
-    if (w->prev != NULL) {
-        w->prev->next = w->next;
-    } else {
-        s->writers = w->next;
-    }
-    if (w->next != NULL) {
-        w->next->prev = w->prev;
-    }
-    s->retired_events += get(&w->events);
-    s->retired_bytes += get(&w->bytes);
-    s->retired_stalls += get(&w->stalls);
-    s->retired_oversize += get(&w->oversize);
-    s->retired_extra += get(&w->extra);
+    retire(s, w);
     pthread_mutex_unlock(&s->lock);
 
     free_chunks(s, w->cur);
