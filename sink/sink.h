@@ -1,6 +1,8 @@
 /* sink.h - where accepted events go: `null` (counted, discarded) or `file:PATH` (appended as
  * NDJSON in batches by one writer thread per sink, reopened on SIGHUP), with bounded memory and
- * backpressure instead of an unbounded queue. */
+ * backpressure instead of an unbounded queue. One engine (engine.c) does the batching, the
+ * backpressure, the retries and the accounting for every backend (null.c, file.c; their seam is
+ * sink/backend.h, internal to sink/). */
 #ifndef INGESTD_SINK_H
 #define INGESTD_SINK_H
 
@@ -11,8 +13,8 @@
 /* Model (one sink, one writer handle per worker):
  *
  *   worker loop thread                       sink writer thread
- *   sink_append -> current chunk --full/flush--> shared FIFO --> writev(fd) --> chunk back
- *                      (no lock per event)         (lock per chunk)                to its writer
+ *   sink_append -> current chunk --full/flush--> shared FIFO --> backend write --> chunk back
+ *                      (no lock per event)         (lock per chunk)  (file: writev)  to its writer
  *
  * A writer handle owns at most max_pending_chunks chunks of chunk_bytes, allocated on first need
  * and recycled between the two threads: no allocation per event in steady state. A chunk holds
@@ -37,6 +39,12 @@
  * that fails 3 attempts is given up (and every later failing chunk after one attempt): its
  * events are counted in events_lost, logged, and sink_close returns that error. A chunk
  * given up part-way leaves its last written line incomplete in the file.
+ *
+ * A file deleted or replaced without SIGHUP: at most once a second, before a write, the writer
+ * thread compares the open file with what the path names (fstat vs stat); when they differ it
+ * reopens the path (creating it), counts reopens and reopens_unlinked, and logs it. Events
+ * written between the unlink and that check went to the unlinked file (at most about a second's
+ * worth); none written after the check is lost there.
  *
  * Slow sink for tests and benchmarks: point file:PATH at a FIFO. The path is opened with
  * O_NONBLOCK (a FIFO without a reader fails at once with -ENXIO instead of hanging) and then
@@ -82,13 +90,16 @@ typedef struct {
     uint64_t bytes_appended;  /* their bytes, newlines included */
     uint64_t events_written;  /* file: events whose bytes write(2) took; null: always 0 */
     uint64_t bytes_written;
-    uint64_t write_errors;  /* failed write/writev/fsync calls and failed reopens */
-    uint64_t events_lost;   /* given up after write errors during destroy/close (see above) */
-    uint64_t reopens;       /* successful reopens of the path */
-    uint64_t stalls;        /* times a writer went from not full to full */
-    uint64_t oversize;      /* events larger than a chunk (each written from its own buffer) */
-    uint64_t extra_chunks;  /* chunks allocated beyond max_pending_chunks while full */
-    uint64_t pending_bytes; /* gauge: appended, not yet written or lost (file sink) */
+    uint64_t bytes_durable;    /* the prefix of bytes_written the backend reports durable (file:
+                                  written; synced at close) */
+    uint64_t write_errors;     /* failed write/writev/fsync calls and failed reopens */
+    uint64_t events_lost;      /* given up after write errors during destroy/close (see above) */
+    uint64_t reopens;          /* successful reopens of the path (any reason) */
+    uint64_t reopens_unlinked; /* of which: the path was unlinked or replaced without SIGHUP */
+    uint64_t stalls;           /* times a writer went from not full to full */
+    uint64_t oversize;         /* events larger than a chunk (each written from its own buffer) */
+    uint64_t extra_chunks;     /* chunks allocated beyond max_pending_chunks while full */
+    uint64_t pending_bytes;    /* gauge: appended, not yet written or lost (file sink) */
 } sink_stats_t;
 
 typedef struct srv_sink sink_t;
@@ -114,7 +125,8 @@ int sink_parse_spec(const char *spec, sink_kind_t *kind, const char **path);
  * -errno from pthread_create. Any thread, typically main at start-up. */
 int sink_create(const sink_config_t *cfg, sink_t **out);
 
-/* Kind of a sink, and the bound of one writer in bytes (chunk_bytes * max_pending_chunks). */
+/* Kind of a sink (SINK_NULL for one from sink_create_backend, in tests), and the bound of one
+ * writer in bytes (chunk_bytes * max_pending_chunks). */
 sink_kind_t sink_kind(const sink_t *s);
 size_t sink_writer_bound(const sink_t *s);
 
@@ -158,11 +170,11 @@ void sink_reopen(sink_t *s);
 /* Fills *out (see sink_stats_t). Any thread. */
 void sink_stats(sink_t *s, sink_stats_t *out);
 
-/* Writes everything still queued, fsyncs (EINVAL/EROFS from a FIFO or special file ignored),
- * stops and joins the writer thread, closes the file and frees the sink. Every writer must have
- * been destroyed first. Returns 0 when every appended event was written and synced, else the
- * -errno of the first write error that lost events, or of fsync. sink_close(NULL) returns 0.
- * Any thread but the writers' loops, after the workers are done. */
+/* Writes everything still queued, fsyncs on the writer thread (EINVAL/EROFS from a FIFO or
+ * special file ignored), stops and joins the writer thread, closes the file and frees the sink.
+ * Every writer must have been destroyed first. Returns 0 when every appended event was written and
+ * synced, else the -errno of the first write error that lost events, or of fsync. sink_close(NULL)
+ * returns 0. Any thread but the writers' loops, after the workers are done. */
 int sink_close(sink_t *s);
 
 #endif

@@ -1,5 +1,6 @@
-/* test_sink.c - unit tests of the null and file sinks: order, chunking, threads, backpressure,
- * rotation, close and write errors. */
+/* test_sink.c - unit tests of the sink engine and its null and file backends: order, chunking,
+ * threads, backpressure, rotation, unlink detection, close and write errors, and the backend seam
+ * driven by fake backends (retries, short writes, iovec batches, durability). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,13 +11,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sink/backend.h"
 #include "sink/sink.h"
 
 #define GUARD_MS 30000 /* a wait that never ends fails the test instead of hanging it */
@@ -220,8 +224,10 @@ static void test_parse_spec_accepts_null_and_file_path_and_rejects_the_rest(void
     assert_int_equal(kind, SINK_FILE);
     assert_string_equal(path, "/var/log/ev.ndjson");
     assert_int_equal(sink_parse_spec("file:rel", NULL, NULL), 0);
+    assert_int_equal(sink_parse_spec("file:/a:b", &kind, &path), 0); /* scheme: up to the 1st ':' */
+    assert_string_equal(path, "/a:b");
 
-    const char *bad[] = {"", "foo", "file:", "file", "Null", "null ", "kafka:x"};
+    const char *bad[] = {"", "foo", "file:", "file", "Null", "null ", "null:", "kafka:x", ":x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         path = "unset";
         assert_int_equal(sink_parse_spec(bad[i], &kind, &path), -EINVAL);
@@ -832,6 +838,371 @@ static void test_failed_writes_are_retried_not_dropped_once_the_sink_recovers(vo
     tmp_remove(&t, NULL);
 }
 
+/* ---- unlink detection (file backend) ---- */
+
+/* Keeps every log line (the writer thread writes; the test reads after sink_close joined it). */
+typedef struct {
+    buf_t lines;
+    int count;
+} log_capture_t;
+
+static void capture_log(void *ctx, const char *line)
+{
+    log_capture_t *lc = ctx;
+    buf_add(&lc->lines, line, strlen(line));
+    buf_add(&lc->lines, "\n", 1);
+    lc->count++;
+}
+
+/* Appends n events numbered from first, flushes, and runs the loop until the sink has written
+ * want events in all. Adds the events to expect. */
+static void append_and_wait_written(sink_t *s, sink_writer_t *w, waiter_t *wt, buf_t *expect,
+                                    unsigned first, unsigned n, uint64_t want)
+{
+    char ev[64];
+    for (unsigned i = first; i < first + n; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 10);
+        assert_int_equal(append_obeying(w, wt, ev, len), 0);
+        buf_add(expect, ev, len);
+        buf_add(expect, "\n", 1);
+    }
+    sink_writer_flush(w);
+    poller_t p = {.sink = s, .want = want};
+    uv_timer_init(&wt->loop, &p.poll);
+    p.poll.data = &p;
+    uv_timer_start(&p.poll, on_poll_until_written, 1, 1);
+    uv_run(&wt->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&p.poll, NULL);
+    uv_run(&wt->loop, UV_RUN_NOWAIT);
+    assert_int_equal(p.written, want);
+}
+
+/* Longer than the file backend's check interval (one second): the next write checks the path.
+ * Sleeping makes the check due; nothing here asserts on how long anything took. */
+static void let_check_interval_pass(void)
+{
+    usleep(1100 * 1000);
+}
+
+static void test_file_deleted_without_sighup_is_noticed_reopened_counted_and_logged(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "ev.ndjson");
+    waiter_t wt;
+    waiter_init(&wt);
+    log_capture_t lc = {0};
+    sink_config_t cfg = file_config(t.spec, 256, 4);
+    cfg.log_fn = capture_log;
+    cfg.log_ctx = &lc;
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+
+    buf_t lost = {0}, kept = {0};
+    append_and_wait_written(s, w, &wt, &lost, 0, 10, 10);
+    assert_int_equal(unlink(t.path), 0); /* the operator deletes the file, sends no SIGHUP */
+    let_check_interval_pass();
+    append_and_wait_written(s, w, &wt, &kept, 10, 10, 20);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.reopens_unlinked, 1);
+    assert_int_equal(st.reopens, 1);
+    assert_int_equal(st.write_errors, 0);
+    assert_int_equal(st.bytes_durable, st.bytes_written);
+
+    /* The check does not reopen a file the path still names. */
+    let_check_interval_pass();
+    append_and_wait_written(s, w, &wt, &kept, 20, 10, 30);
+    sink_stats(s, &st);
+    assert_int_equal(st.reopens_unlinked, 1);
+    assert_int_equal(st.reopens, 1);
+
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    buf_t got = read_file(t.path); /* recreated: exactly the events after the unlink */
+    assert_int_equal(got.len, kept.len);
+    assert_memory_equal(got.data, kept.data, kept.len);
+    assert_int_equal(lc.count, 1);
+    assert_non_null(strstr(lc.lines.data, "ev.ndjson was unlinked"));
+    free(got.data);
+    free(lost.data);
+    free(kept.data);
+    free(lc.lines.data);
+    tmp_remove(&t, NULL);
+}
+
+static void
+test_file_replaced_by_rename_is_reopened_and_later_events_go_to_the_new_file(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "ev.ndjson");
+    char other[160];
+    snprintf(other, sizeof(other), "%s/other", t.dir);
+    waiter_t wt;
+    waiter_init(&wt);
+    log_capture_t lc = {0};
+    sink_config_t cfg = file_config(t.spec, 256, 4);
+    cfg.log_fn = capture_log;
+    cfg.log_ctx = &lc;
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+
+    buf_t before = {0}, after = {0};
+    buf_add(&after, "{\"already\":1}\n", 14);
+    append_and_wait_written(s, w, &wt, &before, 0, 10, 10);
+    FILE *f = fopen(other, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(after.data, 1, after.len, f), after.len);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rename(other, t.path), 0);
+    let_check_interval_pass();
+    append_and_wait_written(s, w, &wt, &after, 10, 10, 20);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.reopens_unlinked, 1);
+
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    buf_t got = read_file(t.path); /* appended after what the new file already held */
+    assert_int_equal(got.len, after.len);
+    assert_memory_equal(got.data, after.data, after.len);
+    assert_non_null(strstr(lc.lines.data, "ev.ndjson was replaced"));
+    free(got.data);
+    free(before.data);
+    free(after.data);
+    free(lc.lines.data);
+    tmp_remove(&t, NULL);
+}
+
+/* ---- the backend seam, driven by a fake backend ---- */
+
+/* A backend that records what it is given. Its fields are set by the test before sink_create,
+ * then touched by the writer thread only, and read again by the test after sink_close (which
+ * joins that thread); the counters the test reads while the sink runs are atomics. A hidden
+ * global forced by the open signature (no context pointer); tests reset it. */
+typedef struct {
+    int fail_writes;      /* the first this many writes return -EIO */
+    size_t max_take;      /* 0: take everything; else at most this many bytes per write */
+    bool durable_by_hand; /* true: writes do not report durability (the test does) */
+    int sync_rc;          /* what sync returns */
+    sem_t *gate;          /* non-NULL: the first write waits for it */
+    sink_t *sink;
+    char arg[64];
+    uint64_t pos;
+    buf_t got;
+    int max_iov;
+    int writes;
+    int syncs;
+    atomic_int opens;
+    atomic_int closes;
+} fake_t;
+
+static fake_t fake;
+
+static void fake_reset(void)
+{
+    free(fake.got.data);
+    memset(&fake, 0, sizeof(fake));
+}
+
+static int fake_open(const char *arg, const sink_backend_opts_t *o, void **st)
+{
+    fake.sink = o->sink;
+    snprintf(fake.arg, sizeof(fake.arg), "%s", arg);
+    atomic_fetch_add(&fake.opens, 1);
+    *st = &fake;
+    return 0;
+}
+
+static ssize_t fake_write(void *st, const struct iovec *iov, int n)
+{
+    fake_t *f = st;
+    if (f->gate != NULL && f->writes == 0) {
+        while (sem_wait(f->gate) != 0) {
+        }
+    }
+    f->writes++;
+    f->max_iov = n > f->max_iov ? n : f->max_iov;
+    if (f->fail_writes > 0) {
+        f->fail_writes--;
+        return -EIO;
+    }
+    size_t took = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = iov[i].iov_len;
+        if (f->max_take > 0 && k > f->max_take - took) {
+            k = f->max_take - took;
+        }
+        buf_add(&f->got, iov[i].iov_base, k);
+        took += k;
+        if (k < iov[i].iov_len) {
+            break;
+        }
+    }
+    f->pos += took;
+    if (!f->durable_by_hand) {
+        sink_backend_durable(f->sink, f->pos);
+    }
+    return (ssize_t)took;
+}
+
+static int fake_sync(void *st)
+{
+    fake_t *f = st;
+    f->syncs++;
+    return f->sync_rc;
+}
+
+static void fake_close(void *st)
+{
+    (void)st;
+    atomic_fetch_add(&fake.closes, 1);
+}
+
+static const sink_backend_t fake_backend = {
+    .name = "fake",
+    .open = fake_open,
+    .write = fake_write,
+    .sync = fake_sync,
+    .close = fake_close,
+};
+
+static void test_a_backend_that_fails_is_retried_with_the_same_bytes_until_it_succeeds(void **state)
+{
+    (void)state;
+    fake_reset();
+    fake.fail_writes = 3;
+    waiter_t wt;
+    waiter_init(&wt);
+    log_capture_t lc = {0};
+    sink_config_t cfg = file_config("ignored", 256, 4);
+    cfg.log_fn = capture_log;
+    cfg.log_ctx = &lc;
+    sink_t *s;
+    assert_int_equal(sink_create_backend(&cfg, &fake_backend, "target-1", &s), 0);
+    assert_int_equal(atomic_load(&fake.opens), 1);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    buf_t want = {0};
+    append_and_wait_written(s, w, &wt, &want, 0, 10, 10);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.write_errors, 3);
+    assert_int_equal(st.events_lost, 0);
+    assert_int_equal(st.bytes_written, want.len);
+    assert_int_equal(st.bytes_durable, want.len);
+    assert_int_equal(st.pending_bytes, 0);
+    sink_reopen(s); /* a backend without reopen: nothing happens, nothing is counted */
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+
+    assert_string_equal(fake.arg, "target-1");
+    assert_int_equal(fake.writes, 3 + 1); /* one chunk: three failures, then all of it */
+    assert_int_equal(fake.syncs, 1);
+    assert_int_equal(atomic_load(&fake.closes), 1);
+    assert_int_equal(fake.got.len, want.len);
+    assert_memory_equal(fake.got.data, want.data, want.len);
+    assert_true(lc.count >= 1); /* rate-limited: the later failures fold into one line */
+    assert_non_null(strstr(lc.lines.data, "write target-1: "));
+    free(want.data);
+    free(lc.lines.data);
+    fake_reset();
+}
+
+static void test_short_writes_resume_mid_chunk_and_a_batch_hands_at_most_64_iovecs(void **state)
+{
+    (void)state;
+    fake_reset();
+    sem_t gate;
+    assert_int_equal(sem_init(&gate, 0, 0), 0);
+    fake.gate = &gate; /* the writer thread holds its first write until every chunk is queued */
+    fake.max_take = 50;
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config("ignored", 64, 512);
+    sink_t *s;
+    assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    buf_t want = {0};
+    char ev[64];
+    const unsigned n = 300; /* 30 to 33 bytes each: two per 64-byte chunk, 150 chunks */
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 20);
+        assert_int_equal(sink_append(w, ev, len), 0);
+        buf_add(&want, ev, len);
+        buf_add(&want, "\n", 1);
+    }
+    sink_writer_flush(w);
+    assert_int_equal(sem_post(&gate), 0);
+    sink_writer_destroy(w); /* waits until everything is written */
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.events_written, n);
+    assert_int_equal(st.bytes_written, want.len);
+    assert_int_equal(st.write_errors, 0);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    sem_destroy(&gate);
+
+    assert_int_equal(fake.max_iov, SINK_BACKEND_IOV_MAX);
+    assert_true(fake.writes >= (int)((want.len + 49) / 50));
+    assert_int_equal(fake.got.len, want.len);
+    assert_memory_equal(fake.got.data, want.data, want.len);
+    free(want.data);
+    fake_reset();
+}
+
+static void test_durable_position_only_grows_and_a_failed_sync_is_returned_by_close(void **state)
+{
+    (void)state;
+    fake_reset();
+    fake.durable_by_hand = true; /* like a network backend acknowledged later, elsewhere */
+    fake.sync_rc = -EIO;
+    waiter_t wt;
+    waiter_init(&wt);
+    int logs = 0;
+    sink_config_t cfg = file_config("ignored", 256, 4);
+    cfg.log_fn = count_log;
+    cfg.log_ctx = &logs;
+    sink_t *s;
+    assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    buf_t want = {0};
+    append_and_wait_written(s, w, &wt, &want, 0, 5, 5);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.bytes_written, want.len);
+    assert_int_equal(st.bytes_durable, 0); /* written is not durable until the backend says so */
+
+    sink_backend_durable(s, 40); /* from this (non-writer) thread, as an ack callback would */
+    sink_stats(s, &st);
+    assert_int_equal(st.bytes_durable, 40);
+    sink_backend_durable(s, 20); /* late, out of order: ignored */
+    sink_stats(s, &st);
+    assert_int_equal(st.bytes_durable, 40);
+    sink_backend_durable(s, want.len);
+    sink_stats(s, &st);
+    assert_int_equal(st.bytes_durable, want.len);
+
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), -EIO); /* nothing lost, but the sync failed */
+    assert_int_equal(fake.syncs, 1);
+    assert_true(logs >= 1);
+    assert_int_equal(waiter_close(&wt), 0);
+    free(want.data);
+    fake_reset();
+}
+
 static void test_destroy_and_close_of_null_do_nothing(void **state)
 {
     (void)state;
@@ -856,6 +1227,13 @@ int main(void)
         cmocka_unit_test(test_flush_timer_hands_a_partial_chunk_to_the_writer),
         cmocka_unit_test(test_write_errors_are_counted_logged_and_returned_by_close),
         cmocka_unit_test(test_failed_writes_are_retried_not_dropped_once_the_sink_recovers),
+        cmocka_unit_test(test_file_deleted_without_sighup_is_noticed_reopened_counted_and_logged),
+        cmocka_unit_test(
+            test_file_replaced_by_rename_is_reopened_and_later_events_go_to_the_new_file),
+        cmocka_unit_test(
+            test_a_backend_that_fails_is_retried_with_the_same_bytes_until_it_succeeds),
+        cmocka_unit_test(test_short_writes_resume_mid_chunk_and_a_batch_hands_at_most_64_iovecs),
+        cmocka_unit_test(test_durable_position_only_grows_and_a_failed_sync_is_returned_by_close),
         cmocka_unit_test(test_destroy_and_close_of_null_do_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,12 +1,13 @@
-/* sink.c - null and file sinks: per-worker chunk batching, one writer thread per sink,
- * backpressure through a bounded set of recycled chunks (contract in sink.h). */
+/* engine.c - the sink engine: per-worker chunk batching, one writer thread per sink, backpressure
+ * through a bounded set of recycled chunks, retries and accounting, over a backend (backend.h;
+ * contract in sink.h). */
+#include "sink/backend.h"
 #include "sink/sink.h"
 
 #include "base/counter.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -18,10 +19,8 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
-#define FILE_PREFIX "file:"
-#define IOV_BATCH 64
+#define IOV_BATCH SINK_BACKEND_IOV_MAX
 #define BACKOFF_MIN_NS (10ull * 1000 * 1000)
 #define BACKOFF_MAX_NS (1000ull * 1000 * 1000)
 #define GIVE_UP_ATTEMPTS 3
@@ -46,6 +45,9 @@ typedef struct chunk {
 
 struct srv_sink {
     sink_kind_t kind;
+    const sink_backend_t *backend;
+    void *backend_state; /* from backend->open; writer thread only once it runs */
+    bool discard;        /* backend->discard: no chunks, no thread (the null sink) */
     size_t chunk_bytes;
     size_t max_chunks;
     size_t full_at;   /* a writer is full when its in-flight bytes reach this */
@@ -55,7 +57,6 @@ struct srv_sink {
     void (*free_fn)(void *ptr);
     void (*log_fn)(void *log_ctx, const char *line);
     void *log_ctx;
-    char *path; /* file sink: owned copy */
 
     /* Shared between the workers, the writer thread and stats readers; guarded by lock. */
     pthread_mutex_t lock;
@@ -70,13 +71,13 @@ struct srv_sink {
     uint64_t retired_oversize;
     uint64_t retired_extra;
 
-    /* Writer thread (file sink). wake is a semaphore because sem_post is async-signal-safe. */
+    /* Writer thread. wake is a semaphore because sem_post is async-signal-safe. */
     pthread_t thread;
     bool thread_started;
     sem_t wake;
     atomic_int reopen_requested; /* set by sink_reopen, any thread or signal handler */
-    int fd;                      /* writer thread only once it runs */
     int first_loss_error;        /* writer thread; read by close after the join */
+    int sync_error;              /* writer thread: the final sync's; read after the join */
     bool gave_up;                /* writer thread: a chunk was given up during close */
     uint64_t last_log_ns;        /* writer thread: rate limit of log lines */
     bool logged;
@@ -90,14 +91,18 @@ struct srv_sink {
     _Atomic uint64_t events_lost;
     _Atomic uint64_t bytes_lost;
     _Atomic uint64_t reopens;
+    _Atomic uint64_t reopens_unlinked;
+    _Atomic uint64_t bytes_durable; /* any thread (sink_backend_durable): only grows, by CAS */
+
+    char target[]; /* the backend's arg ("PATH" of file:PATH), for open and log lines */
 };
 
 struct sink_writer {
     sink_t *sink;
     sink_writer_t *prev; /* sink->writers list, guarded by sink->lock */
     sink_writer_t *next;
-    uv_async_t async; /* file sink: on_writable wake-up from the writer thread */
-    uv_timer_t timer; /* file sink with flush_interval_ms */
+    uv_async_t async; /* writer thread -> owner: on_writable wake-up (not for discard) */
+    uv_timer_t timer; /* with flush_interval_ms (not for discard) */
     bool has_timer;
     int open_handles;           /* closed by destroy; the struct is freed when this reaches 0 */
     void (*free_fn)(void *ptr); /* the sink's, kept here: the sink may be closed before */
@@ -155,34 +160,45 @@ int sink_parse_spec(const char *spec, sink_kind_t *kind, const char **path)
     if (spec == NULL) {
         return -EINVAL;
     }
-    if (strcmp(spec, "null") == 0) {
-        if (kind != NULL) {
-            *kind = SINK_NULL;
-        }
-        if (path != NULL) {
-            *path = NULL;
-        }
-        return 0;
+    /* The scheme is the text before the first ':', or the whole spec when it has none. */
+    const char *colon = strchr(spec, ':');
+    size_t slen = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
+    const char *arg = colon != NULL ? colon + 1 : NULL;
+    sink_kind_t k;
+    if (slen == 4 && strncmp(spec, "null", 4) == 0 && arg == NULL) {
+        k = SINK_NULL;
+    } else if (slen == 4 && strncmp(spec, "file", 4) == 0 && arg != NULL && *arg != '\0') {
+        k = SINK_FILE;
+    } else {
+        return -EINVAL;
     }
-    size_t plen = strlen(FILE_PREFIX);
-    if (strncmp(spec, FILE_PREFIX, plen) == 0 && spec[plen] != '\0') {
-        if (kind != NULL) {
-            *kind = SINK_FILE;
-        }
-        if (path != NULL) {
-            *path = spec + plen;
-        }
-        return 0;
+    if (kind != NULL) {
+        *kind = k;
     }
-    return -EINVAL;
+    if (path != NULL) {
+        *path = arg;
+    }
+    return 0;
 }
 
-/* ---- writer thread ---- */
+/* The backend of a kind: a switch, not a registry (issue 9). */
+static const sink_backend_t *backend_of(sink_kind_t kind)
+{
+    switch (kind) {
+    case SINK_NULL:
+        return &sink_backend_null;
+    case SINK_FILE:
+        return &sink_backend_file;
+    }
+    return NULL;
+}
 
-__attribute__((format(printf, 2, 3))) static void log_line(sink_t *s, const char *fmt, ...)
+/* ---- logging and the backend's calls into the engine ---- */
+
+void sink_backend_log(sink_t *s, bool always, const char *fmt, ...)
 {
     uint64_t now = now_ns();
-    if (s->logged && now - s->last_log_ns < LOG_INTERVAL_NS) {
+    if (!always && s->logged && now - s->last_log_ns < LOG_INTERVAL_NS) {
         s->suppressed_logs++;
         return;
     }
@@ -205,33 +221,44 @@ __attribute__((format(printf, 2, 3))) static void log_line(sink_t *s, const char
     }
 }
 
-/* Opens the path for appending. O_NONBLOCK only for the open itself, so a FIFO without a reader
- * fails with ENXIO instead of blocking; writes then block. Returns an fd or -errno. */
-static int open_path(const char *path)
+void sink_backend_count(sink_t *s, sink_count_t what)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
-    if (fd < 0) {
-        return -errno;
+    switch (what) {
+    case SINK_COUNT_ERROR:
+        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+        break;
+    case SINK_COUNT_REOPEN_UNLINKED:
+        atomic_fetch_add_explicit(&s->reopens_unlinked, 1, memory_order_relaxed);
+        /* fall through: also a reopen */
+    case SINK_COUNT_REOPEN:
+        atomic_fetch_add_explicit(&s->reopens, 1, memory_order_relaxed);
+        break;
     }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
 }
 
-static void reopen_file(sink_t *s)
+void sink_backend_durable(sink_t *s, uint64_t pos)
 {
-    int fd = open_path(s->path);
-    if (fd < 0) {
-        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-        log_line(s, "reopen %s: %s (still writing to the previous file)", s->path, strerror(-fd));
+    uint64_t cur = atomic_load_explicit(&s->bytes_durable, memory_order_relaxed);
+    while (pos > cur &&
+           !atomic_compare_exchange_weak_explicit(&s->bytes_durable, &cur, pos,
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
+}
+
+/* ---- writer thread ---- */
+
+static void reopen_backend(sink_t *s)
+{
+    if (s->backend->reopen == NULL) {
         return;
     }
-    close(s->fd);
-    s->fd = fd;
+    int rc = s->backend->reopen(s->backend_state);
+    if (rc != 0) {
+        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+        sink_backend_log(s, false, "reopen %s: %s (still writing to the previous file)", s->target,
+                         strerror(-rc));
+        return;
+    }
     atomic_fetch_add_explicit(&s->reopens, 1, memory_order_relaxed);
 }
 
@@ -285,7 +312,7 @@ static void backoff_wait(sink_t *s, uint64_t ns)
 static bool on_write_error(sink_t *s, chunk_t *head, int err, int *attempts, uint64_t *backoff)
 {
     atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-    log_line(s, "write %s: %s (retrying)", s->path, strerror(err));
+    sink_backend_log(s, false, "write %s: %s (retrying)", s->target, strerror(err));
     pthread_mutex_lock(&s->lock);
     bool ending = s->closing || head->owner->destroying;
     pthread_mutex_unlock(&s->lock);
@@ -297,19 +324,39 @@ static bool on_write_error(sink_t *s, chunk_t *head, int err, int *attempts, uin
         }
         atomic_fetch_add_explicit(&s->events_lost, head->nevents, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->bytes_lost, head->len - head->off, memory_order_release);
-        log_line(s, "gave up on %llu events (%zu bytes) after write errors: %s",
-                 (unsigned long long)head->nevents, head->len - head->off, strerror(err));
+        sink_backend_log(s, false, "gave up on %llu events (%zu bytes) after write errors: %s",
+                         (unsigned long long)head->nevents, head->len - head->off, strerror(err));
         return true;
     }
     if (err == EBADF || atomic_exchange(&s->reopen_requested, 0)) {
-        reopen_file(s);
+        reopen_backend(s);
     }
     backoff_wait(s, *backoff);
     *backoff = *backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *backoff * 2;
     return false;
 }
 
-/* Writes a list of chunks in order with writev, retrying on errors (see sink.h). */
+/* Marks r bytes of cs[0..n) written, in order. Returns how many chunks are now complete (a
+ * partial one keeps its offset and is handed to write again). */
+static size_t consume(chunk_t **cs, size_t n, size_t r, uint64_t *events)
+{
+    size_t done = 0;
+    *events = 0;
+    while (done < n) {
+        size_t rem = cs[done]->len - cs[done]->off;
+        if (r < rem) {
+            cs[done]->off += r;
+            break;
+        }
+        r -= rem;
+        cs[done]->off = cs[done]->len;
+        *events += cs[done]->nevents;
+        done++;
+    }
+    return done;
+}
+
+/* Writes a list of chunks in order through the backend, retrying on errors (see sink.h). */
 static void write_batch(sink_t *s, chunk_t *c)
 {
     struct iovec iov[IOV_BATCH];
@@ -324,9 +371,9 @@ static void write_batch(sink_t *s, chunk_t *c)
             cs[n++] = p;
         }
         chunk_t *after = cs[n - 1]->next;
-        ssize_t r = writev(s->fd, iov, (int)n);
+        ssize_t r = s->backend->write(s->backend_state, iov, (int)n);
         if (r <= 0) {
-            int err = r < 0 ? errno : EIO; /* no progress on non-empty chunks: an error too */
+            int err = r < 0 ? (int)-r : EIO; /* no progress on non-empty chunks: an error too */
             if (err == EINTR) {
                 continue;
             }
@@ -340,24 +387,26 @@ static void write_batch(sink_t *s, chunk_t *c)
         }
         attempts = 0;
         backoff = BACKOFF_MIN_NS;
-        size_t left = (size_t)r;
-        size_t done = 0;
-        uint64_t events = 0;
-        while (done < n) {
-            size_t rem = cs[done]->len - cs[done]->off;
-            if (left < rem) {
-                cs[done]->off += left;
-                break;
-            }
-            left -= rem;
-            cs[done]->off = cs[done]->len;
-            events += cs[done]->nevents;
-            done++;
-        }
+        uint64_t events;
+        size_t done = consume(cs, n, (size_t)r, &events);
         c = done < n ? cs[done] : after;
         atomic_fetch_add_explicit(&s->events_written, events, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->bytes_written, (uint64_t)r, memory_order_release);
         return_chunks(s, cs, done);
+    }
+}
+
+/* The last thing the writer thread does: sync what was written, so close can report it. */
+static void final_sync(sink_t *s)
+{
+    if (s->backend->sync == NULL) {
+        return;
+    }
+    int rc = s->backend->sync(s->backend_state);
+    if (rc != 0) {
+        atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+        sink_backend_log(s, true, "sync %s: %s", s->target, strerror(-rc));
+        s->sync_error = rc;
     }
 }
 
@@ -373,7 +422,7 @@ static void *writer_main(void *arg)
         /* After taking the batch: a chunk appended after sink_reopen returned is in this
          * batch or a later one, so it goes to the new file. */
         if (atomic_exchange(&s->reopen_requested, 0)) {
-            reopen_file(s);
+            reopen_backend(s);
         }
         if (batch != NULL) {
             write_batch(s, batch);
@@ -385,6 +434,7 @@ static void *writer_main(void *arg)
         while (sem_wait(&s->wake) != 0 && errno == EINTR) {
         }
     }
+    final_sync(s);
     return NULL;
 }
 
@@ -404,18 +454,74 @@ static void sink_free(sink_t *s)
 {
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->drained);
-    if (s->kind == SINK_FILE) {
-        sem_destroy(&s->wake);
-    }
-    s->free_fn(s->path);
+    sem_destroy(&s->wake);
     s->free_fn(s);
 }
 
 int sink_create(const sink_config_t *cfg, sink_t **out)
 {
     sink_kind_t kind;
-    const char *path;
-    if (cfg == NULL || out == NULL || sink_parse_spec(cfg->spec, &kind, &path) != 0) {
+    const char *arg;
+    if (cfg == NULL || out == NULL || sink_parse_spec(cfg->spec, &kind, &arg) != 0) {
+        return -EINVAL;
+    }
+    const sink_backend_t *b = backend_of(kind);
+    int rc = sink_create_backend(cfg, b, arg != NULL ? arg : b->name, out);
+    if (rc == 0) {
+        (*out)->kind = kind;
+    }
+    return rc;
+}
+
+/* The writer thread starts with every signal blocked: SIGHUP/SIGTERM go to the threads that
+ * handle them, and a write to a closed FIFO returns EPIPE instead of killing the process. */
+static int start_writer(sink_t *s)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = -pthread_create(&s->thread, NULL, writer_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    s->thread_started = rc == 0;
+    return rc;
+}
+
+/* A new sink from a checked config, with its lock, condition and semaphore; no backend state
+ * and no thread yet. NULL when the allocation fails. */
+static sink_t *sink_new(const sink_config_t *cfg, const sink_backend_t *b, const char *arg,
+                        size_t chunk, size_t max)
+{
+    void *(*alloc_fn)(size_t) = cfg->alloc_fn ? cfg->alloc_fn : malloc;
+    size_t alen = strlen(arg) + 1;
+    sink_t *s = alloc_fn(sizeof(*s) + alen);
+    if (s == NULL) {
+        return NULL;
+    }
+    memset(s, 0, sizeof(*s));
+    memcpy(s->target, arg, alen);
+    s->kind = SINK_NULL;
+    s->backend = b;
+    s->discard = b->discard;
+    s->chunk_bytes = chunk;
+    s->max_chunks = max;
+    s->full_at = chunk * (max - 1);
+    s->resume_at = s->full_at / 2;
+    s->flush_interval_ms = cfg->flush_interval_ms;
+    s->alloc_fn = alloc_fn;
+    s->free_fn = cfg->free_fn ? cfg->free_fn : free;
+    s->log_fn = cfg->log_fn;
+    s->log_ctx = cfg->log_ctx;
+    atomic_init(&s->reopen_requested, 0);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->drained, NULL);
+    sem_init(&s->wake, 0, 0);
+    return s;
+}
+
+int sink_create_backend(const sink_config_t *cfg, const sink_backend_t *b, const char *arg,
+                        sink_t **out)
+{
+    if (cfg == NULL || b == NULL || arg == NULL || out == NULL) {
         return -EINVAL;
     }
     size_t chunk = cfg->chunk_bytes ? cfg->chunk_bytes : SINK_DEFAULT_CHUNK_BYTES;
@@ -424,72 +530,29 @@ int sink_create(const sink_config_t *cfg, sink_t **out)
     if (max < 2 || chunk > (SIZE_MAX - sizeof(chunk_t)) / max) {
         return -EINVAL;
     }
-    void *(*alloc_fn)(size_t) = cfg->alloc_fn ? cfg->alloc_fn : malloc;
-    void (*free_fn)(void *) = cfg->free_fn ? cfg->free_fn : free;
-
-    sink_t *s = alloc_fn(sizeof(*s));
+    sink_t *s = sink_new(cfg, b, arg, chunk, max);
     if (s == NULL) {
         return -ENOMEM;
     }
-    memset(s, 0, sizeof(*s));
-    s->kind = kind;
-    s->chunk_bytes = chunk;
-    s->max_chunks = max;
-    s->full_at = chunk * (max - 1);
-    s->resume_at = s->full_at / 2;
-    s->flush_interval_ms = cfg->flush_interval_ms;
-    s->alloc_fn = alloc_fn;
-    s->free_fn = free_fn;
-    s->log_fn = cfg->log_fn;
-    s->log_ctx = cfg->log_ctx;
-    s->fd = -1;
-    atomic_init(&s->reopen_requested, 0);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->drained, NULL);
-    if (kind == SINK_NULL) {
-        *out = s;
-        return 0;
+    int rc = 0;
+    if (!s->discard) {
+        sink_backend_opts_t o = {.sink = s, .alloc_fn = s->alloc_fn, .free_fn = s->free_fn};
+        rc = b->open(s->target, &o, &s->backend_state);
+        if (rc == 0 && (rc = start_writer(s)) != 0) {
+            b->close(s->backend_state);
+        }
     }
-
-    int rc;
-    sem_init(&s->wake, 0, 0);
-    size_t plen = strlen(path) + 1;
-    s->path = alloc_fn(plen);
-    if (s->path == NULL) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    memcpy(s->path, path, plen);
-    s->fd = open_path(s->path);
-    if (s->fd < 0) {
-        rc = s->fd;
-        goto fail;
-    }
-    /* The writer thread starts with every signal blocked: SIGHUP/SIGTERM go to the threads that
-     * handle them, and a write to a closed FIFO returns EPIPE instead of killing the process. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = -pthread_create(&s->thread, NULL, writer_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        goto fail;
+        sink_free(s);
+        return rc;
     }
-    s->thread_started = true;
     *out = s;
     return 0;
-
-fail:
-    if (s->fd >= 0) {
-        close(s->fd);
-    }
-    sink_free(s);
-    return rc;
 }
 
 void sink_reopen(sink_t *s)
 {
-    if (s == NULL || s->kind != SINK_FILE) {
+    if (s == NULL || s->discard) {
         return;
     }
     atomic_store(&s->reopen_requested, 1);
@@ -503,10 +566,12 @@ void sink_stats(sink_t *s, sink_stats_t *out)
      * appended sums read next are at least as large. */
     out->bytes_written = atomic_load_explicit(&s->bytes_written, memory_order_acquire);
     uint64_t bytes_lost = atomic_load_explicit(&s->bytes_lost, memory_order_acquire);
+    out->bytes_durable = atomic_load_explicit(&s->bytes_durable, memory_order_acquire);
     out->events_written = get(&s->events_written);
     out->events_lost = get(&s->events_lost);
     out->write_errors = get(&s->write_errors);
     out->reopens = get(&s->reopens);
+    out->reopens_unlinked = get(&s->reopens_unlinked);
     pthread_mutex_lock(&s->lock);
     out->events_appended = s->retired_events;
     out->bytes_appended = s->retired_bytes;
@@ -521,7 +586,7 @@ void sink_stats(sink_t *s, sink_stats_t *out)
         out->extra_chunks += get(&w->extra);
     }
     pthread_mutex_unlock(&s->lock);
-    if (s->kind == SINK_FILE && out->bytes_appended > out->bytes_written + bytes_lost) {
+    if (!s->discard && out->bytes_appended > out->bytes_written + bytes_lost) {
         out->pending_bytes = out->bytes_appended - out->bytes_written - bytes_lost;
     }
 }
@@ -533,28 +598,18 @@ int sink_close(sink_t *s)
     }
     assert(s->writers == NULL && "destroy every writer before sink_close");
     int rc = 0;
-    if (s->kind == SINK_FILE) {
+    if (!s->discard) {
         pthread_mutex_lock(&s->lock);
         s->closing = true;
         pthread_mutex_unlock(&s->lock);
         sem_post(&s->wake);
         pthread_join(s->thread, NULL);
-        rc = s->first_loss_error;
-        if (fsync(s->fd) != 0 && errno != EINVAL && errno != EROFS) {
-            int err = errno;
-            atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
-            s->logged = false; /* always said */
-            log_line(s, "fsync %s: %s", s->path, strerror(err));
-            if (rc == 0) {
-                rc = -err;
-            }
-        }
-        close(s->fd);
+        rc = s->first_loss_error != 0 ? s->first_loss_error : s->sync_error;
+        s->backend->close(s->backend_state);
         uint64_t lost = get(&s->events_lost);
         if (lost > 0) {
-            s->logged = false;
-            log_line(s, "closed with %llu events lost after write errors",
-                     (unsigned long long)lost);
+            sink_backend_log(s, true, "closed with %llu events lost after write errors",
+                             (unsigned long long)lost);
         }
     }
     sink_free(s);
@@ -685,10 +740,30 @@ static void on_handle_close(uv_handle_t *h)
     }
 }
 
+/* The writer thread's wake-up and the flush timer, both unreferenced. 0 or a libuv error. */
+static int init_handles(sink_writer_t *w, uv_loop_t *loop)
+{
+    int rc = uv_async_init(loop, &w->async, on_async);
+    if (rc != 0) {
+        return rc;
+    }
+    w->async.data = w;
+    uv_unref((uv_handle_t *)&w->async);
+    w->open_handles = 1;
+    if (w->sink->flush_interval_ms > 0) {
+        uv_timer_init(loop, &w->timer); /* cannot fail: it only links the handle */
+        w->timer.data = w;
+        uv_unref((uv_handle_t *)&w->timer);
+        w->has_timer = true;
+        w->open_handles++;
+    }
+    return 0;
+}
+
 int sink_writer_create(sink_t *s, uv_loop_t *loop, sink_writable_cb on_writable, void *ctx,
                        sink_writer_t **out)
 {
-    if (s == NULL || out == NULL || (s->kind == SINK_FILE && loop == NULL)) {
+    if (s == NULL || out == NULL || (!s->discard && loop == NULL)) {
         return -EINVAL;
     }
     sink_writer_t *w = s->alloc_fn(sizeof(*w));
@@ -700,21 +775,11 @@ int sink_writer_create(sink_t *s, uv_loop_t *loop, sink_writable_cb on_writable,
     w->free_fn = s->free_fn;
     w->on_writable = on_writable;
     w->ctx = ctx;
-    if (s->kind == SINK_FILE) {
-        int rc = uv_async_init(loop, &w->async, on_async);
+    if (!s->discard) {
+        int rc = init_handles(w, loop);
         if (rc != 0) {
             s->free_fn(w);
             return rc;
-        }
-        w->async.data = w;
-        uv_unref((uv_handle_t *)&w->async);
-        w->open_handles = 1;
-        if (s->flush_interval_ms > 0) {
-            uv_timer_init(loop, &w->timer); /* cannot fail: it only links the handle */
-            w->timer.data = w;
-            uv_unref((uv_handle_t *)&w->timer);
-            w->has_timer = true;
-            w->open_handles++;
         }
     }
     pthread_mutex_lock(&s->lock);
@@ -747,41 +812,47 @@ static int append_oversize(sink_writer_t *w, const char *event, size_t len)
     return 0;
 }
 
-int sink_append(sink_writer_t *w, const char *event, size_t len)
+/* Copies one event and its newline into the current chunk, handing a full one over first.
+ * Returns 0, or -ENOMEM (the event was not kept). */
+static int copy_event(sink_writer_t *w, const char *event, size_t len)
 {
     sink_t *s = w->sink;
     size_t need = len + 1;
-    if (s->kind == SINK_FILE) {
-        chunk_t *c = w->cur;
-        if (c == NULL || c->cap - c->len < need) {
-            if (need > s->chunk_bytes) {
-                int rc = append_oversize(w, event, len);
-                if (rc != 0) {
-                    return rc;
-                }
-                goto counted;
-            }
-            if (c != NULL) {
-                hand_off(w, c);
-                w->cur = NULL;
-            }
-            c = acquire(w);
-            if (c == NULL) {
-                return -ENOMEM;
-            }
-            w->cur = c;
+    chunk_t *c = w->cur;
+    if (c == NULL || c->cap - c->len < need) {
+        if (need > s->chunk_bytes) {
+            return append_oversize(w, event, len);
         }
-        if (c->len == 0 && w->has_timer && !uv_is_active((uv_handle_t *)&w->timer)) {
-            uv_timer_start(&w->timer, on_timer, s->flush_interval_ms, 0);
+        if (c != NULL) {
+            hand_off(w, c);
+            w->cur = NULL;
         }
-        memcpy(c->data + c->len, event, len);
-        c->data[c->len + len] = '\n';
-        c->len += need;
-        c->nevents++;
+        c = acquire(w);
+        if (c == NULL) {
+            return -ENOMEM;
+        }
+        w->cur = c;
     }
-counted:
+    if (c->len == 0 && w->has_timer && !uv_is_active((uv_handle_t *)&w->timer)) {
+        uv_timer_start(&w->timer, on_timer, s->flush_interval_ms, 0);
+    }
+    memcpy(c->data + c->len, event, len);
+    c->data[c->len + len] = '\n';
+    c->len += need;
+    c->nevents++;
+    return 0;
+}
+
+int sink_append(sink_writer_t *w, const char *event, size_t len)
+{
+    if (!w->sink->discard) {
+        int rc = copy_event(w, event, len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     bump(&w->events, 1);
-    bump(&w->bytes, need);
+    bump(&w->bytes, len + 1);
     return w->full;
 }
 
@@ -798,22 +869,9 @@ void sink_writer_flush(sink_writer_t *w)
     }
 }
 
-void sink_writer_destroy(sink_writer_t *w)
+/* Unlinks a writer from the sink's list and keeps its counters in the sink's. Lock held. */
+static void retire(sink_t *s, sink_writer_t *w)
 {
-    if (w == NULL) {
-        return;
-    }
-    sink_t *s = w->sink;
-    sink_writer_flush(w);
-    pthread_mutex_lock(&s->lock);
-    if (s->kind == SINK_FILE) {
-        w->destroying = true;
-        sem_post(&s->wake); /* a writer thread in a retry backoff re-checks give-up now */
-        while (w->inflight > 0) {
-            pthread_cond_wait(&s->drained, &s->lock);
-        }
-        take_returned(w);
-    }
     if (w->prev != NULL) {
         w->prev->next = w->next;
     } else {
@@ -827,6 +885,25 @@ void sink_writer_destroy(sink_writer_t *w)
     s->retired_stalls += get(&w->stalls);
     s->retired_oversize += get(&w->oversize);
     s->retired_extra += get(&w->extra);
+}
+
+void sink_writer_destroy(sink_writer_t *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    sink_t *s = w->sink;
+    sink_writer_flush(w);
+    pthread_mutex_lock(&s->lock);
+    if (!s->discard) {
+        w->destroying = true;
+        sem_post(&s->wake); /* a writer thread in a retry backoff re-checks give-up now */
+        while (w->inflight > 0) {
+            pthread_cond_wait(&s->drained, &s->lock);
+        }
+        take_returned(w);
+    }
+    retire(s, w);
     pthread_mutex_unlock(&s->lock);
 
     free_chunks(s, w->cur);
