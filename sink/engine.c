@@ -5,6 +5,7 @@
 #include "sink/sink.h"
 
 #include "base/counter.h"
+#include "base/list.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -63,7 +64,7 @@ struct srv_sink {
     pthread_cond_t drained;  /* a destroying writer's in-flight bytes reached 0 */
     chunk_t *queue_head;     /* chunks handed over, in order, not yet taken */
     chunk_t *queue_tail;     /* by the writer thread */
-    sink_writer_t *writers;  /* live writer handles */
+    base_list_t writers;     /* live writer handles */
     bool closing;            /* sink_close has begun */
     uint64_t retired_events; /* counters of destroyed writers */
     uint64_t retired_bytes;
@@ -99,8 +100,7 @@ struct srv_sink {
 
 struct sink_writer {
     sink_t *sink;
-    sink_writer_t *prev; /* sink->writers list, guarded by sink->lock */
-    sink_writer_t *next;
+    base_link_t link; /* in sink->writers, guarded by sink->lock */
     uv_async_t async; /* writer thread -> owner: on_writable wake-up (not for discard) */
     uv_timer_t timer; /* with flush_interval_ms (not for discard) */
     bool has_timer;
@@ -578,7 +578,8 @@ void sink_stats(sink_t *s, sink_stats_t *out)
     out->stalls = s->retired_stalls;
     out->oversize = s->retired_oversize;
     out->extra_chunks = s->retired_extra;
-    for (sink_writer_t *w = s->writers; w != NULL; w = w->next) {
+    for (base_link_t *l = s->writers.head; l != NULL; l = l->next) {
+        sink_writer_t *w = BASE_CONTAINER(l, sink_writer_t, link);
         out->events_appended += get(&w->events);
         out->bytes_appended += get(&w->bytes);
         out->stalls += get(&w->stalls);
@@ -596,7 +597,7 @@ int sink_close(sink_t *s)
     if (s == NULL) {
         return 0;
     }
-    assert(s->writers == NULL && "destroy every writer before sink_close");
+    assert(s->writers.head == NULL && "destroy every writer before sink_close");
     int rc = 0;
     if (!s->discard) {
         pthread_mutex_lock(&s->lock);
@@ -783,11 +784,7 @@ int sink_writer_create(sink_t *s, uv_loop_t *loop, sink_writable_cb on_writable,
         }
     }
     pthread_mutex_lock(&s->lock);
-    w->next = s->writers;
-    if (s->writers != NULL) {
-        s->writers->prev = w;
-    }
-    s->writers = w;
+    base_list_push_front(&s->writers, &w->link);
     pthread_mutex_unlock(&s->lock);
     *out = w;
     return 0;
@@ -872,14 +869,7 @@ void sink_writer_flush(sink_writer_t *w)
 /* Unlinks a writer from the sink's list and keeps its counters in the sink's. Lock held. */
 static void retire(sink_t *s, sink_writer_t *w)
 {
-    if (w->prev != NULL) {
-        w->prev->next = w->next;
-    } else {
-        s->writers = w->next;
-    }
-    if (w->next != NULL) {
-        w->next->prev = w->prev;
-    }
+    base_list_unlink(&s->writers, &w->link);
     s->retired_events += get(&w->events);
     s->retired_bytes += get(&w->bytes);
     s->retired_stalls += get(&w->stalls);
