@@ -330,6 +330,65 @@ static void reply_text(srv_http_reply_t *reply, int status, const char *text)
     reply->body_len = strlen(text);
 }
 
+/* Writes endpoint ep's reply body to out; sets *ctype and *status. Returns 0 or a negative
+ * errno when writing failed. */
+static int serve(srv_control_t *c, srv_admin_endpoint_t ep, const char *query, const char *body,
+                 size_t body_len, FILE *out, const char **ctype, int *status)
+{
+    char err[256];
+    int r = 0;
+
+    *ctype = "application/json";
+    *status = 200;
+    switch (ep) {
+    case SRV_ADMIN_VARS:
+        r = write_vars(c, out);
+        break;
+    case SRV_ADMIN_POOL:
+        r = write_pool(c, out);
+        break;
+    case SRV_ADMIN_HEAP:
+        *ctype = "text/plain; charset=utf-8";
+        r = mem_write_report(out);
+        break;
+    case SRV_ADMIN_ALLOCS:
+        *ctype = "text/plain; charset=utf-8";
+        *status = srv_admin_allocs(out, query, err, sizeof(err));
+        if (*status != 200) {
+            rewind(out);
+            *ctype = "application/json";
+            r = srv_admin_write_error(out, err);
+        }
+        break;
+    case SRV_ADMIN_TRIM:
+        r = do_trim(c, out);
+        break;
+    case SRV_ADMIN_CONFIG_GET: {
+        srv_levers_t l;
+        current_levers(c, &l);
+        r = srv_admin_write_config(out, &l);
+        break;
+    }
+    case SRV_ADMIN_CONFIG_PUT: {
+        srv_levers_t cur, next;
+        unsigned changed = 0;
+        current_levers(c, &cur);
+        *status = srv_admin_config_put(body != NULL ? body : "", body_len, &cur, &next, &changed,
+                                       err, sizeof(err));
+        if (*status != 200) {
+            r = srv_admin_write_error(out, err);
+        } else {
+            if (changed != 0) {
+                apply_levers(c, &next, changed);
+            }
+            r = srv_admin_write_config(out, &next);
+        }
+        break;
+    }
+    }
+    return r;
+}
+
 static void admin_request(void *ctx, const char *method, const char *path, const char *query,
                           const char *body, size_t body_len, srv_http_reply_t *reply)
 {
@@ -337,7 +396,6 @@ static void admin_request(void *ctx, const char *method, const char *path, const
     srv_control_t *c = conn->owner;
     srv_admin_endpoint_t ep;
     const char *allow = NULL;
-    char err[256];
     size_t len = 0;
     int status = 200;
 
@@ -371,54 +429,8 @@ static void admin_request(void *ctx, const char *method, const char *path, const
         reply_text(reply, 500, "out of memory\n");
         return;
     }
-    const char *ctype = "application/json";
-    int r = 0;
-    switch (ep) {
-    case SRV_ADMIN_VARS:
-        r = write_vars(c, out);
-        break;
-    case SRV_ADMIN_POOL:
-        r = write_pool(c, out);
-        break;
-    case SRV_ADMIN_HEAP:
-        ctype = "text/plain; charset=utf-8";
-        r = mem_write_report(out);
-        break;
-    case SRV_ADMIN_ALLOCS:
-        ctype = "text/plain; charset=utf-8";
-        status = srv_admin_allocs(out, query, err, sizeof(err));
-        if (status != 200) {
-            rewind(out);
-            ctype = "application/json";
-            r = srv_admin_write_error(out, err);
-        }
-        break;
-    case SRV_ADMIN_TRIM:
-        r = do_trim(c, out);
-        break;
-    case SRV_ADMIN_CONFIG_GET: {
-        srv_levers_t l;
-        current_levers(c, &l);
-        r = srv_admin_write_config(out, &l);
-        break;
-    }
-    case SRV_ADMIN_CONFIG_PUT: {
-        srv_levers_t cur, next;
-        unsigned changed = 0;
-        current_levers(c, &cur);
-        status = srv_admin_config_put(body != NULL ? body : "", body_len, &cur, &next, &changed,
-                                      err, sizeof(err));
-        if (status != 200) {
-            r = srv_admin_write_error(out, err);
-        } else {
-            if (changed != 0) {
-                apply_levers(c, &next, changed);
-            }
-            r = srv_admin_write_config(out, &next);
-        }
-        break;
-    }
-    }
+    const char *ctype;
+    int r = serve(c, ep, query, body, body_len, out, &ctype, &status);
     if (fclose(out) != 0 || r < 0) {
         reply_text(reply, 500, "cannot write the reply\n");
         return;

@@ -137,12 +137,104 @@ static void close_fds(int *fds, unsigned n)
     }
 }
 
+/* The pool and the sink (memory and where events go), and the allocator check. Returns 0 or a
+ * negative errno (logged). */
+static int open_memory(srv_server_t *s)
+{
+    const srv_config_t *cfg = &s->cfg;
+    srv_shared_t *sh = &s->sh;
+    pool_config_t pc;
+    sink_config_t sc;
+    int r;
+
+    if (cfg->alloc_profile_rate != 0) {
+        /* Before any worker starts, so every thread takes the rate from its first allocation. */
+        r = allocprof_set_rate(cfg->alloc_profile_rate);
+        if (r != 0) {
+            srv_log("error", "cannot start the allocation profile", "error", strerror(-r), NULL);
+            return r;
+        }
+    }
+    sh->allocator_verified = verify_allocator();
+    if (!sh->allocator_verified) {
+        srv_log("error", "the allocator serving memory is not the one --allocator names",
+                "allocator", mem_allocator_name(mem_allocator()), NULL);
+    }
+    pool_config_init(&pc);
+    pc.mode = cfg->pool ? POOL_MODE_POOLED : POOL_MODE_NAIVE;
+    pc.retain_percent = cfg->pool_retain;
+    pc.alloc_fn = mem_malloc;
+    pc.free_fn = mem_free;
+    r = pool_create(&pc, &sh->pool);
+    if (r != 0) {
+        srv_log("error", "pool", "error", strerror(-r), NULL);
+        return r;
+    }
+    sink_config_init(&sc);
+    sc.spec = cfg->sink;
+    sc.alloc_fn = mem_malloc;
+    sc.free_fn = mem_free;
+    sc.log_fn = sink_log;
+    r = sink_create(&sc, &sh->sink);
+    if (r != 0) {
+        srv_log("error", "cannot open sink", "sink", cfg->sink, "error", strerror(-r), NULL);
+    }
+    return r;
+}
+
+/* Every listening socket: N per ingest transport (SO_REUSEPORT), one admin. fds[0..n) of each
+ * group are -1 when off. Returns 0 or a negative errno (logged; what was bound stays in the
+ * arrays for the caller to close). */
+static int bind_all(const srv_config_t *cfg, unsigned n, int *tcp_fds, int *http_fds, int *admin_fd,
+                    char text[3][80])
+{
+    const struct {
+        const srv_addr_t *addr;
+        int *fds;
+        unsigned count;
+        int reuseport;
+        const char *what;
+    } groups[] = {
+        {&cfg->tcp, tcp_fds, n, 1, "tcp"},
+        {&cfg->http, http_fds, n, 1, "http"},
+        {&cfg->admin, admin_fd, 1, 0, "admin"},
+    };
+    for (size_t g = 0; g < 3; g++) {
+        if (!groups[g].addr->enabled) {
+            continue;
+        }
+        int r = bind_group(groups[g].addr, groups[g].count, groups[g].fds, groups[g].reuseport,
+                           text[g], sizeof(text[g]));
+        if (r != 0) {
+            srv_log("error", "cannot listen", groups[g].what, groups[g].addr->text, "error",
+                    strerror(-r), NULL);
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* The per-worker arrays of shared.h. Returns 0 or -ENOMEM. */
+static int alloc_shared(srv_server_t *s)
+{
+    srv_shared_t *sh = &s->sh;
+    sh->stats = mem_calloc(sh->nworkers, sizeof(*sh->stats));
+    sh->procs = mem_calloc(sh->nworkers, sizeof(*sh->procs));
+    sh->caches = mem_calloc(sh->nworkers, sizeof(*sh->caches));
+    s->workers = mem_calloc(sh->nworkers, sizeof(*s->workers));
+    if (sh->stats == NULL || sh->procs == NULL || sh->caches == NULL || s->workers == NULL) {
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < sh->nworkers; i++) {
+        srv_expo_trim_hist_init(&sh->stats[i].trim);
+    }
+    return 0;
+}
+
 int srv_server_create(const srv_config_t *cfg, srv_server_t **out)
 {
     srv_server_t *s = mem_calloc(1, sizeof(*s));
     srv_shared_t *sh;
-    pool_config_t pc;
-    sink_config_t sc;
     int tcp_fds[1024];
     int http_fds[1024];
     int admin_fd = -1;
@@ -169,82 +261,9 @@ int srv_server_create(const srv_config_t *cfg, srv_server_t **out)
         return -ENOMEM;
     }
     s->trim_open = 1;
-    if (cfg->alloc_profile_rate != 0) {
-        /* Before any worker starts, so every thread takes the rate from its first allocation. */
-        r = allocprof_set_rate(cfg->alloc_profile_rate);
-        if (r != 0) {
-            srv_log("error", "cannot start the allocation profile", "error", strerror(-r), NULL);
-            goto fail;
-        }
-    }
-    sh->allocator_verified = verify_allocator();
-    if (!sh->allocator_verified) {
-        srv_log("error", "the allocator serving memory is not the one --allocator names",
-                "allocator", mem_allocator_name(mem_allocator()), NULL);
-    }
-
-    pool_config_init(&pc);
-    pc.mode = cfg->pool ? POOL_MODE_POOLED : POOL_MODE_NAIVE;
-    pc.retain_percent = cfg->pool_retain;
-    pc.alloc_fn = mem_malloc;
-    pc.free_fn = mem_free;
-    r = pool_create(&pc, &sh->pool);
-    if (r != 0) {
-        srv_log("error", "pool", "error", strerror(-r), NULL);
+    if ((r = open_memory(s)) != 0 || (r = alloc_shared(s)) != 0 ||
+        (r = bind_all(cfg, sh->nworkers, tcp_fds, http_fds, &admin_fd, text)) != 0) {
         goto fail;
-    }
-
-    sink_config_init(&sc);
-    sc.spec = cfg->sink;
-    sc.alloc_fn = mem_malloc;
-    sc.free_fn = mem_free;
-    sc.log_fn = sink_log;
-    r = sink_create(&sc, &sh->sink);
-    if (r != 0) {
-        srv_log("error", "cannot open sink", "sink", cfg->sink, "error", strerror(-r), NULL);
-        goto fail;
-    }
-
-    sh->stats = mem_calloc(sh->nworkers, sizeof(*sh->stats));
-    sh->procs = mem_calloc(sh->nworkers, sizeof(*sh->procs));
-    sh->caches = mem_calloc(sh->nworkers, sizeof(*sh->caches));
-    s->workers = mem_calloc(sh->nworkers, sizeof(*s->workers));
-    if (sh->stats == NULL || sh->procs == NULL || sh->caches == NULL || s->workers == NULL) {
-        r = -ENOMEM;
-        goto fail;
-    }
-    for (unsigned i = 0; i < sh->nworkers; i++) {
-        srv_expo_trim_hist_init(&sh->stats[i].trim);
-    }
-
-    const struct {
-        const srv_addr_t *addr;
-        int *fds;
-        char *text;
-        const char *what;
-    } groups[] = {
-        {&cfg->tcp, tcp_fds, text[0], "tcp"},
-        {&cfg->http, http_fds, text[1], "http"},
-    };
-    for (size_t g = 0; g < 2; g++) {
-        if (!groups[g].addr->enabled) {
-            continue;
-        }
-        r = bind_group(groups[g].addr, sh->nworkers, groups[g].fds, 1, groups[g].text,
-                       sizeof(text[0]));
-        if (r != 0) {
-            srv_log("error", "cannot listen", groups[g].what, groups[g].addr->text, "error",
-                    strerror(-r), NULL);
-            goto fail;
-        }
-    }
-    if (cfg->admin.enabled) {
-        r = bind_group(&cfg->admin, 1, &admin_fd, 0, text[2], sizeof(text[2]));
-        if (r != 0) {
-            srv_log("error", "cannot listen", "admin", cfg->admin.text, "error", strerror(-r),
-                    NULL);
-            goto fail;
-        }
     }
     for (unsigned i = 0; i < sh->nworkers; i++) {
         r = srv_worker_create(sh, i, tcp_fds[i], http_fds[i], &s->workers[i]);
