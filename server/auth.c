@@ -19,7 +19,8 @@ struct srv_auth_set {
     size_t n;        /* tokens */
     size_t width;    /* bytes per token slot: the limits' max_token_len */
     size_t *lens;    /* n lengths, after the struct */
-    uint8_t *tokens; /* n * width bytes, each token zero-padded, after lens */
+    uint8_t *tokens; /* n * width bytes, each token zero-padded, after lens; width is
+                      * max_token_len rounded up to 8 */
     size_t bytes;    /* size of this one allocation, for the wipe */
 };
 
@@ -191,7 +192,7 @@ int srv_auth_set_parse(const char *text, size_t len, const char *source,
     if (rc != 0) {
         return rc;
     }
-    size_t width = lim->max_token_len;
+    size_t width = (lim->max_token_len + 7) & ~(size_t)7; /* compared 8 bytes at a time */
     size_t bytes = sizeof(srv_auth_set_t) + n * sizeof(size_t) + n * width;
     srv_auth_set_t *set = mem_calloc(1, bytes);
     if (set == NULL) {
@@ -377,7 +378,7 @@ srv_auth_result_t srv_auth_check(const srv_auth_set_t *set, const char *value, s
     }
     /* The presented token, zero-padded to the set's width (a longer one is cut here and can
      * match nothing: its length differs from every stored one). */
-    uint8_t cand[SRV_AUTH_TOKEN_LEN_CAP];
+    uint8_t cand[SRV_AUTH_TOKEN_LEN_CAP]; /* a multiple of 8, like every width */
     size_t w = set->width;
     size_t copy = tl < w ? tl : w;
     memcpy(cand, tok, copy);
@@ -385,13 +386,15 @@ srv_auth_result_t srv_auth_check(const srv_auth_set_t *set, const char *value, s
     uint32_t any = 0;
     for (size_t k = 0; k < set->n; k++) {
         const uint8_t *s = set->tokens + k * w;
-        uint32_t diff = 0;
-        for (size_t i = 0; i < w; i++) {
-            diff |= (uint32_t)(cand[i] ^ s[i]);
+        uint64_t d = 0;
+        for (size_t i = 0; i < w; i += 8) {
+            uint64_t x, y;
+            memcpy(&x, cand + i, 8);
+            memcpy(&y, s + i, 8);
+            d |= x ^ y;
         }
-        size_t ld = set->lens[k] ^ tl;
-        diff |= (uint32_t)ld | (uint32_t)(ld >> 16 >> 16);
-        diff = opaque32(diff);
+        d |= (uint64_t)(set->lens[k] ^ tl);
+        uint32_t diff = opaque32((uint32_t)(d | (d >> 32)));
         /* 1 when diff == 0, without a branch: diff < 2^32, so diff - 1 borrows only from 0. */
         any |= (uint32_t)(((uint64_t)diff - 1) >> 63);
     }

@@ -11,8 +11,9 @@
 typedef struct {
     size_t max_tokens;     /* tokens in one file; one more is an error */
     size_t max_token_len;  /* bytes of one token, at most SRV_AUTH_TOKEN_LEN_CAP; a longer line
-                            * is an error. Every compare runs over this many bytes, whatever the
-                            * tokens' real lengths, so their lengths do not show in its time. */
+                            * is an error. Every compare runs over this many bytes (rounded up to
+                            * 8), whatever the tokens' real lengths, so their lengths do not show
+                            * in its time. */
     size_t min_token_len;  /* a shorter token is an error (guessable) */
     size_t max_file_bytes; /* a larger file is an error, before anything is parsed */
 } srv_auth_limits_t;
@@ -30,7 +31,7 @@ void srv_auth_limits_default(srv_auth_limits_t *out);
 
 /* An immutable set of tokens. Nothing changes it after it is built, so any number of threads
  * may check against it at once; it lives while it has references. Memory: one allocation of
- * about max_tokens-in-file * (max_token_len + sizeof(size_t)) bytes plus a header, through the
+ * tokens-in-file * (max_token_len rounded up to 8, + 8) bytes plus 48, through the
  * counting layer (mem_malloc), wiped (explicit_bzero) before it is freed. */
 typedef struct srv_auth_set srv_auth_set_t;
 
