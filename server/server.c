@@ -600,39 +600,22 @@ int srv_server_run(srv_server_t *s)
 
 /* ---- /metrics ---- */
 
-/* Adds count to name's entry of t[0..*n), appending the entry when it is new. */
-static void type_add(srv_vars_type_t *t, size_t *n, const char *name, uint64_t count)
-{
-    size_t x = 0;
-    while (x < *n && strcmp(t[x].type, name) != 0) {
-        x++;
-    }
-    if (x == *n) {
-        t[(*n)++].type = name;
-    }
-    t[x].count += count;
-}
-
 srv_vars_type_t *srv_server_types(srv_server_t *s, size_t *n)
 {
-    srv_vars_type_t *t = mem_calloc((size_t)s->nworkers * ING_TYPES_MAX + 1, sizeof(*t));
-    uint64_t other = 0;
+    srv_vars_type_t *t = mem_calloc(ING_TYPES_MERGE_MAX(s->nworkers), sizeof(*t));
+    const ing_types_t **tables = mem_calloc(s->nworkers + 1, sizeof(*tables));
 
     *n = 0;
-    if (t == NULL) {
+    if (t == NULL || tables == NULL) {
+        mem_free(t);
+        mem_free(tables);
         return NULL;
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
-        const ing_process_t *p = &s->workers[i]->proc;
-        uint32_t k = ing_process_type_count(p);
-        for (uint32_t j = 0; j < k; j++) {
-            type_add(t, n, ing_process_type_name(p, j), ing_process_type_total(p, j));
-        }
-        other += ing_process_other_total(p);
+        tables[i] = &s->workers[i]->types;
     }
-    if (other > 0) {
-        type_add(t, n, ING_TYPE_OTHER, other);
-    }
+    *n = ing_types_merge(tables, s->nworkers, t);
+    mem_free(tables);
     return t;
 }
 

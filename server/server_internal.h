@@ -8,7 +8,8 @@
 #include <uv.h>
 
 #include "ingest/frame.h"
-#include "ingest/process.h"
+#include "ingest/judge.h"
+#include "ingest/types.h"
 #include "ingest/verdict.h"
 #include "metrics/metrics.h"
 #include "pool/pool.h"
@@ -103,7 +104,8 @@ struct srv_worker {
     uv_timer_t trim_timer;
     uv_timer_t sweep_timer;
     pool_cache_t *cache;
-    ing_process_t proc;
+    ing_judge_t judge;       /* the parse strategy; apply_mode swaps it */
+    ing_types_t types;       /* accepted events by type; read by scrapes on the control thread */
     ing_frame_stock_t stock; /* assembly buffers lent to this loop's TCP connections */
     sink_writer_t *sink_w;
     srv_conn_t *conns;

@@ -47,10 +47,14 @@ int64_t srv_server_active_conns(srv_server_t *s)
 
 static ing_verdict_t ingest(srv_worker_t *w, const char *line, size_t len, const char **detail)
 {
-    ing_verdict_t v = ing_process_line(&w->proc, line, len, detail);
+    ing_judgement_t jm;
+    ing_verdict_t v = ing_judge_line(&w->judge, line, len, detail != NULL, &jm);
 
     if (v != ING_ACCEPTED) {
         metrics_counter_add(&w->st.rejected[v], 1);
+        if (detail != NULL) {
+            *detail = jm.detail;
+        }
         return v;
     }
     int r = sink_append(w->sink_w, line, len);
@@ -67,6 +71,7 @@ static ing_verdict_t ingest(srv_worker_t *w, const char *line, size_t len, const
     if (r == 1) {
         w->sink_full = 1;
     }
+    ing_types_count(&w->types, jm.type, jm.type_len);
     metrics_counter_add(&w->st.accepted, 1);
     return ING_ACCEPTED;
 }
@@ -725,8 +730,7 @@ static void apply_mode(srv_worker_t *w, int pooled)
         return;
     }
     w->pooled = pooled;
-    ing_process_destroy(&w->proc); /* the arena's blocks go back to the cache */
-    ing_process_init(&w->proc, pooled, w->cache, mem_malloc, mem_free);
+    ing_judge_set(&w->judge, pooled ? ING_PARSE_TREE_POOLED : ING_PARSE_TREE_NAIVE);
     for (srv_conn_t *c = w->conns; c != NULL; c = c->next) {
         if (c->kind == SRV_CONN_TCP) {
             c->frame.stock = pooled ? &w->stock : NULL;
@@ -952,7 +956,8 @@ int srv_worker_setup(srv_worker_t *w)
         return r;
     }
     w->pooled = atomic_load(&s->pooled);
-    ing_process_init(&w->proc, w->pooled, w->cache, mem_malloc, mem_free);
+    ing_judge_init(&w->judge, w->pooled ? ING_PARSE_TREE_POOLED : ING_PARSE_TREE_NAIVE, w->cache,
+                   mem_malloc, mem_free);
     if (!w->control) {
         r = sink_writer_create(s->sink, w->loop, on_sink_writable, w, &w->sink_w);
         if (r != 0) {
@@ -1000,7 +1005,7 @@ void srv_worker_teardown(srv_worker_t *w)
         start_drain(w);
     }
     uv_run(w->loop, UV_RUN_DEFAULT);
-    ing_process_destroy(&w->proc);
+    ing_judge_destroy(&w->judge);
     ing_frame_stock_destroy(&w->stock);
     pool_cache_destroy(w->cache);
     w->cache = NULL;

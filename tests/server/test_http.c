@@ -713,7 +713,7 @@ static void test_too_large_event_is_skipped_and_the_next_accepted(void **state)
         assert_int_equal(c->verdicts[ING_REJECT_TOO_LARGE], 1);
         assert_non_null(strstr(c->log.p, "event 15:{\"type\":\"next\"} -> accepted"));
         /* the skipped line was never buffered */
-        assert_true(c->h.carry_cap <= lim.max_event_bytes + 1);
+        assert_true(c->h.body.carry_cap <= lim.max_event_bytes + 1);
         conn_free(c);
     }
     /* and the same in an array */
@@ -888,7 +888,7 @@ static void test_no_allocation_per_event_when_lines_do_not_cross_feeds(void **st
         feed(c, req);
     }
     assert_int_equal(c->verdicts[ING_ACCEPTED], 600);
-    assert_null(c->h.carry);
+    assert_null(c->h.body.carry);
     assert_null(c->h.errs);
     conn_free(c);
 }
