@@ -26,8 +26,8 @@ enum { H_OTHER = 0, H_CTYPE, H_CENC, H_EXPECT };
 #define RF_IN_VALUE 0x01u   /* the last header callback was a value */
 #define RF_PATH_LONG 0x02u  /* the URL did not fit in path[] */
 #define RF_EXPECT 0x04u     /* Expect: 100-continue */
-#define RF_ALLOW_POST 0x20u /* a 405 says Allow: POST (else GET, HEAD) */
-#define RF_HEAD_REQ 0x40u   /* a HEAD request: responses carry no body */
+#define RF_ALLOW_POST 0x08u /* a 405 says Allow: POST (else GET, HEAD) */
+#define RF_HEAD_REQ 0x10u   /* a HEAD request: responses carry no body */
 
 /* Per-connection flags. */
 #define CF_IN_MESSAGE 0x01u
@@ -46,6 +46,11 @@ static void body_reject(void *ctx, uint64_t index, ing_verdict_t v, const char *
 static size_t body_value_end(void *ctx, const char *p, size_t n);
 
 static const ing_body_ops_t body_ops = {
+    .on_event = body_event,
+    .on_reject = body_reject,
+};
+/* With the judge's array seam (cbs.value_end set): one more indirect call per element. */
+static const ing_body_ops_t body_ops_seam = {
     .on_event = body_event,
     .on_reject = body_reject,
     .value_end = body_value_end,
@@ -88,7 +93,8 @@ int srv_http_init(srv_http_t *h, const srv_http_limits_t *lim, const srv_http_cb
     }
     h->cbs = *cbs;
     h->ctx = ctx;
-    ing_body_init(&h->body, h->lim.max_event_bytes, &body_ops, h, h->lim.realloc_fn,
+    ing_body_init(&h->body, h->lim.max_event_bytes,
+                  cbs->value_end != NULL ? &body_ops_seam : &body_ops, h, h->lim.realloc_fn,
                   h->lim.free_fn);
     http_parser_init(&h->parser, HTTP_REQUEST);
     h->parser.data = h;
@@ -300,7 +306,7 @@ static void body_reject(void *ctx, uint64_t index, ing_verdict_t v, const char *
 static size_t body_value_end(void *ctx, const char *p, size_t n)
 {
     srv_http_t *h = ctx;
-    return h->cbs.value_end != NULL ? h->cbs.value_end(h->ctx, p, n) : 0;
+    return h->cbs.value_end(h->ctx, p, n);
 }
 
 /* ---- http-parser callbacks ---- */
