@@ -19,11 +19,16 @@
  * string values are accepted. Limits left from jansson: reals that overflow a double, nesting
  * deeper than JSON_PARSER_MAX_DEPTH (2048) and "\u0000" inside an object key are parse errors. */
 
-/* The strategies. Not a registry: a switch in judge.c picks the function. */
+/* The strategies. Not a registry: a switch in judge.c picks the function. Adding the scanner
+ * (issue 10, ingest/scan.h: ing_scan_line(line, len, &result)): an ING_PARSE_SCAN value here; a
+ * case in judge.c's strategy() and ing_parse_name(); an ing_judge_fn beside them that calls
+ * ing_scan_line, points out->type at the scanner's slice (or at j->type, the buffer it decodes
+ * an escaped type into), and when want_detail formats its reason and offset into j->detail; and
+ * a case in ing_judge_value_end that answers with the scanner's value end. Nothing else in the
+ * ingest layer or the server changes: they hold a judge, not a strategy. */
 typedef enum {
     ING_PARSE_TREE_NAIVE = 0, /* jansson tree on its fallback allocator (malloc), json_decref */
     ING_PARSE_TREE_POOLED,    /* jansson tree in the judge's arena over pool blocks, one reset */
-    /* ING_PARSE_SCAN (issue 10): one pass, no tree, allocating nothing */
 } ing_parse_t;
 
 /* What a judgement says besides the verdict. */
@@ -77,8 +82,9 @@ void ing_judge_destroy(ing_judge_t *j);
 /* Judges one event: line[0..len) without its line ending, not NUL-terminated. Returns
  * ING_ACCEPTED, ING_REJECT_PARSE, ING_REJECT_NOT_OBJECT or ING_REJECT_NO_TYPE by the rule above
  * and fills *out (want_detail == 0 skips building the detail text: the hot path). Counts
- * nothing: the caller counts out->type. Pooled tree: no heap allocation once the pool is warm
- * (an event over ~1.3 MiB of tree may take big_alloc). Owner thread. */
+ * nothing: the caller counts out->type. Pooled tree: no heap allocation once the pool is warm,
+ * except through big_alloc for a single jansson allocation over a block's payload (a string or
+ * an object table of several KiB). Owner thread. */
 ing_verdict_t ing_judge_line(ing_judge_t *j, const char *line, size_t len, int want_detail,
                              ing_judgement_t *out);
 
