@@ -56,20 +56,41 @@ static int is_blank(const char *s, size_t n)
     return 1;
 }
 
-/* A complete line (without "\n"): strip one "\r", skip blanks, enforce the limit. */
-static void emit(ing_frame_t *f, const char *line, size_t n, const ing_frame_ops_t *ops, void *ctx)
+ing_line_kind_t ing_line_complete(const char *line, size_t *len, size_t max_event)
 {
+    size_t n = *len;
+
     if (n > 0 && line[n - 1] == '\r') {
         n--;
     }
-    if (is_blank(line, n)) {
-        return;
+    *len = n;
+    if (n > max_event) {
+        return ING_LINE_TOO_LARGE; /* before blankness: see the rule in frame.h */
     }
-    if (n > f->max_event) {
+    return is_blank(line, n) ? ING_LINE_BLANK : ING_LINE_EVENT;
+}
+
+ing_line_kind_t ing_line_unfinished(const char *line, size_t len, size_t max_event)
+{
+    if (len > max_event + 1) {
+        return ING_LINE_TOO_LARGE;
+    }
+    return is_blank(line, len) ? ING_LINE_BLANK : ING_LINE_EVENT;
+}
+
+/* A complete line (without "\n"), by the line rule. */
+static void emit(ing_frame_t *f, const char *line, size_t n, const ing_frame_ops_t *ops, void *ctx)
+{
+    switch (ing_line_complete(line, &n, f->max_event)) {
+    case ING_LINE_TOO_LARGE:
         ops->on_reject(ctx, ING_REJECT_TOO_LARGE);
-        return;
+        break;
+    case ING_LINE_EVENT:
+        ops->on_line(ctx, line, n);
+        break;
+    default: /* blank */
+        break;
     }
-    ops->on_line(ctx, line, n);
 }
 
 /* Gives the assembly buffer back to the stock when it fits there, else to the allocator. */
@@ -227,10 +248,19 @@ int ing_frame_pending(const ing_frame_t *f)
 void ing_frame_finish(ing_frame_t *f, const ing_frame_ops_t *ops, void *ctx)
 {
     if (!f->skipping) {
-        if (f->big != NULL) {
-            ops->on_reject(ctx, ING_REJECT_TRUNCATED);
-        } else if (f->block != NULL && f->len > 0 && !is_blank(f->block, f->len)) {
-            ops->on_reject(ctx, ING_REJECT_TRUNCATED);
+        const char *line = f->big != NULL ? f->big : f->block;
+        size_t len = f->big != NULL ? f->big_len : f->len;
+        if (line != NULL && len > 0) {
+            switch (ing_line_unfinished(line, len, f->max_event)) {
+            case ING_LINE_TOO_LARGE:
+                ops->on_reject(ctx, ING_REJECT_TOO_LARGE);
+                break;
+            case ING_LINE_EVENT:
+                ops->on_reject(ctx, ING_REJECT_TRUNCATED);
+                break;
+            default: /* blank */
+                break;
+            }
         }
     }
     ing_frame_release(f);

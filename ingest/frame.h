@@ -1,6 +1,7 @@
 /* frame.h - the NDJSON line framer: bytes land in one pooled block per connection, complete
  * lines come out, a partial line is carried to the front of the block, and a line longer than a
- * block is assembled on a counted heap path up to the event limit or skipped as too_large. */
+ * block is assembled on a counted heap path up to the event limit or skipped as too_large. Also
+ * the NDJSON line rule, which HTTP bodies (body.h) share. */
 #ifndef INGESTD_FRAME_H
 #define INGESTD_FRAME_H
 
@@ -10,15 +11,44 @@
 #include "ingest/verdict.h"
 #include "pool/pool.h"
 
+/* The NDJSON line rule: one for TCP streams (this framer) and HTTP bodies (body.h), so that the
+ * same bytes give the same verdicts over both, however they are split.
+ * - A line is the bytes before a "\n", without one "\r" right before it. Its size is the count
+ *   of those bytes.
+ * - A line over max_event bytes is too_large, whatever it holds (a blank one too): the limit
+ *   bounds what a peer may send without a newline, and a line skipped unbuffered once it passed
+ *   the limit cannot be looked at. While a line is still unfinished it may hold max_event + 1
+ *   bytes (room for its "\r"); one more and it is reported too_large at once, then skipped to
+ *   its "\n".
+ * - Otherwise a line of only SP, HT and CR bytes (or none) is blank: skipped, not an event, not
+ *   counted.
+ * - Otherwise it is an event.
+ * - At the end of a stream (TCP close, an HTTP body cut short) an unfinished line is too_large
+ *   when over max_event + 1 bytes, nothing when blank, else truncated. An HTTP body that ends
+ *   normally ends its last line too: that line is judged as a complete line. */
+typedef enum {
+    ING_LINE_EVENT = 0, /* an event (for an unfinished line: truncated) */
+    ING_LINE_BLANK,     /* skipped */
+    ING_LINE_TOO_LARGE, /* over the limit */
+} ing_line_kind_t;
+
+/* Classifies a complete line (the bytes before its "\n") by the rule; drops one trailing "\r"
+ * from *len. Pure. */
+ing_line_kind_t ing_line_complete(const char *line, size_t *len, size_t max_event);
+
+/* Classifies an unfinished line at the end of a stream by the rule (ING_LINE_EVENT: report it
+ * truncated). Pure. */
+ing_line_kind_t ing_line_unfinished(const char *line, size_t len, size_t max_event);
+
 /* What the framer reports. Both are called synchronously from ing_frame_commit/finish/feed. */
 typedef struct {
-    /* A complete event: the line without its "\n" and one trailing "\r"; never blank (blank or
-     * whitespace-only lines are skipped); len <= the event limit. line is borrowed until the
-     * callback returns. */
+    /* A complete event: the line without its "\n" and one trailing "\r"; never blank; len <=
+     * the event limit (the line rule above). line is borrowed until the callback returns. */
     void (*on_line)(void *ctx, const char *line, size_t len);
-    /* A line rejected by the framer: ING_REJECT_TOO_LARGE (reported once, when the line
-     * crosses the limit; the rest up to the next newline is then skipped unbuffered) or
-     * ING_REJECT_TRUNCATED (a partial line at end of stream). */
+    /* A line rejected by the framer: ING_REJECT_TOO_LARGE (reported once: when a line of one
+     * block completes over the limit, when an assembled line crosses it (the rest up to the
+     * next newline is then skipped unbuffered), or at end of stream) or ING_REJECT_TRUNCATED
+     * (an unfinished line at end of stream, see the line rule). */
     void (*on_reject)(void *ctx, ing_verdict_t reason);
 } ing_frame_ops_t;
 
@@ -77,7 +107,8 @@ void ing_frame_commit(ing_frame_t *f, size_t n, const ing_frame_ops_t *ops, void
 int ing_frame_feed(ing_frame_t *f, const char *data, size_t n, const ing_frame_ops_t *ops,
                    void *ctx);
 
-/* End of stream: a partial non-blank line is reported as truncated; then ing_frame_release. */
+/* End of stream: an unfinished line is reported by the line rule (truncated, too_large or
+ * nothing when blank); then ing_frame_release. */
 void ing_frame_finish(ing_frame_t *f, const ing_frame_ops_t *ops, void *ctx);
 
 /* Returns the block and the assembly buffer without reporting anything. Idempotent. */

@@ -2,6 +2,7 @@
  * samples, label escaping, and per-thread histogram shards merged at scrape. */
 #include "metrics/metrics.h"
 
+#include "base/text.h"
 #include "mem/mem.h"
 
 #include <errno.h>
@@ -136,45 +137,6 @@ static void format_double(char *out, size_t outsz, double v)
     }
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when it is not valid (bad
- * lead byte, truncated, overlong, surrogate, above U+10FFFF), as Go's utf8.ValidString sees it. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0x80) {
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) {
-            lo = 0xA0;
-        } else if (c == 0xED) {
-            hi = 0x9F;
-        }
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) {
-            lo = 0x90;
-        } else if (c == 0xF4) {
-            hi = 0x8F;
-        }
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < len; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return len;
-}
-
 /* The escaped form of the next unit of a label value (\\, \", \n; invalid UTF-8 becomes
  * U+FFFD). Writes at most 4 bytes to out, returns their count, and sets *used to the input
  * bytes consumed. */
@@ -196,7 +158,7 @@ static size_t escape_unit(const unsigned char *s, size_t n, size_t *used, char o
     default:
         break;
     }
-    size_t len = utf8_len(s, n);
+    size_t len = base_utf8_len(s, n);
     if (len == 0) {
         *used = 1;
         memcpy(out, "\xEF\xBF\xBD", 3);

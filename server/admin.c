@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/text.h"
 #include "server/config.h"
 
 #define LEVER_KEYS "pool, pool-retain, trim-interval, memory-limit"
@@ -54,31 +55,16 @@ int srv_admin_route(const char *method, const char *path, srv_admin_endpoint_t *
 
 static void json_str(FILE *out, const char *s)
 {
+    size_t n = s != NULL ? strlen(s) : 0;
+
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""); *p != '\0'; p++) {
-        switch (*p) {
-        case '"':
-            fputs("\\\"", out);
-            break;
-        case '\\':
-            fputs("\\\\", out);
-            break;
-        case '\n':
-            fputs("\\n", out);
-            break;
-        case '\r':
-            fputs("\\r", out);
-            break;
-        case '\t':
-            fputs("\\t", out);
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) {
-                fprintf(out, "\\u%04x", *p);
-            } else {
-                fputc(*p, out);
-            }
-        }
+    while (n > 0) {
+        char unit[BASE_JSON_UNIT_MAX];
+        size_t used;
+        size_t k = base_json_escape_unit(s, n, &used, unit);
+        fwrite(unit, 1, k, out);
+        s += used;
+        n -= used;
     }
     fputc('"', out);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ingest/types.h"
 #include "ingest/verdict.h"
 #include "mem/allocprof.h"
 #include "pool/pool.h"
@@ -32,10 +33,7 @@ int srv_admin_route(const char *method, const char *path, srv_admin_endpoint_t *
 
 /* ---- GET /debug/vars ---- */
 
-typedef struct {
-    const char *type; /* borrowed */
-    uint64_t count;
-} srv_vars_type_t;
+typedef ing_type_count_t srv_vars_type_t; /* type (borrowed), count */
 
 /* The live levers: what /debug/config reads and changes without a restart. */
 typedef struct {

@@ -30,41 +30,24 @@ int64_t srv_expo_active_conns(srv_shared_t *sh)
     return n;
 }
 
-/* Adds count to name's entry of t[0..*n), appending the entry when it is new. */
-static void type_add(srv_vars_type_t *t, size_t *n, const char *name, uint64_t count)
-{
-    size_t x = 0;
-    while (x < *n && strcmp(t[x].type, name) != 0) {
-        x++;
-    }
-    if (x == *n) {
-        t[(*n)++].type = name;
-    }
-    t[x].count += count;
-}
-
-/* One count per type over all workers' tables; every table's overflow folded into one
- * ING_TYPE_OTHER entry. Names are borrowed from the tables (stable while the workers are). */
+/* One count per type over all workers' tables (types.h), every table's overflow in one
+ * ING_TYPE_OTHER entry. Returns a new array (mem_free) of *n entries, or NULL. */
 static srv_vars_type_t *gather_types(srv_shared_t *sh, size_t *n)
 {
-    srv_vars_type_t *t = mem_calloc((size_t)sh->nworkers * ING_TYPES_MAX + 1, sizeof(*t));
-    uint64_t other = 0;
+    srv_vars_type_t *t = mem_calloc(ING_TYPES_MERGE_MAX(sh->nworkers), sizeof(*t));
+    const ing_types_t **tables = mem_calloc(sh->nworkers, sizeof(*tables));
 
     *n = 0;
-    if (t == NULL) {
+    if (t == NULL || tables == NULL) {
+        mem_free(t);
+        mem_free(tables);
         return NULL;
     }
     for (unsigned i = 0; i < sh->nworkers; i++) {
-        const ing_process_t *p = &sh->procs[i];
-        uint32_t k = ing_process_type_count(p);
-        for (uint32_t j = 0; j < k; j++) {
-            type_add(t, n, ing_process_type_name(p, j), ing_process_type_total(p, j));
-        }
-        other += ing_process_other_total(p);
+        tables[i] = &sh->types[i];
     }
-    if (other > 0) {
-        type_add(t, n, ING_TYPE_OTHER, other);
-    }
+    *n = ing_types_merge(tables, sh->nworkers, t);
+    mem_free(tables);
     return t;
 }
 

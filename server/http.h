@@ -8,14 +8,16 @@
 
 #include <http_parser.h>
 
+#include "ingest/body.h"
 #include "ingest/verdict.h"
 
 /* Requests and answers:
  * - POST /v1/events: Content-Type application/json (parameters ignored) -> a top-level array (the
- *   first non-blank byte is '[': each element is an event, streamed by a string-aware scanner)
- *   or one object (the whole body is one event); any other or no Content-Type -> NDJSON (blank
- *   lines and CR before LF ignored; the last line needs no LF: the body has a known end). Events
- *   are passed as their bytes arrive; only an event crossing a feed boundary is copied. Answer
+ *   first non-blank byte is '[': each element is an event) or one object (the whole body is one
+ *   event); any other or no Content-Type -> NDJSON (the line rule of ingest/frame.h, shared with
+ *   TCP; the last line needs no LF: the body has a known end). The framing and its verdicts are
+ *   ingest/body.h's. Events are passed as their bytes arrive; only an event crossing a feed
+ *   boundary is copied. Answer
  *   200 {"accepted":N,"rejected":M,"errors":[{"line":L,"reason":"parse","detail":"..."}]}: the
  *   first max_errors rejections, line = 1-based line (NDJSON, blank lines counted) or element.
  *   Content-Encoding other than identity -> 415. Shedding -> 503 + Retry-After: 1.
@@ -40,7 +42,8 @@ typedef struct {
     size_t max_event_bytes;  /* [1 MiB] one NDJSON line (without CR/LF; a blank line too), an
                               * array element (first byte to the ',' or ']', blanks before it
                               * included) or the one object (first non-blank byte to the end);
-                              * longer -> rejected too_large, skipped without being buffered */
+                              * longer -> rejected too_large, skipped without being buffered
+                              * (ingest/body.h); also the most of an admin request body */
     size_t max_errors;       /* entries in the 200 reply's "errors" list [10] */
     /* Memory for the per-connection carry buffer (a partial line/element, grown rarely, freed
      * when over 16 KiB at the end of a request) and the errors list. NULL: libc realloc/free.
@@ -75,9 +78,14 @@ typedef struct {
      * POST /v1/events is 404 (for an admin-only listener). */
     ing_verdict_t (*on_event)(void *ctx, const char *data, size_t len, const char **detail);
     /* A rejection found by this layer itself, so the caller counts every rejection (on_event is
-     * not called for these): ING_REJECT_TOO_LARGE, ING_REJECT_TRUNCATED, and ING_REJECT_PARSE for
-     * an empty array element ("[1,,2]", "[1,]") or bytes after the closing ']'. May be NULL. */
+     * not called for these): ING_REJECT_TOO_LARGE, ING_REJECT_TRUNCATED (a body cut short, or a
+     * JSON array without its closing ']'), and ING_REJECT_PARSE for an empty array element
+     * ("[1,,2]", "[1,]") or bytes after the closing ']'. May be NULL. */
     void (*on_reject)(void *ctx, ing_verdict_t reason);
+    /* The judge's array seam for JSON array bodies (ing_judge_value_end: the length of the
+     * value starting at data[0..len) when the parse strategy validated it while finding its
+     * end, else 0; see ingest/body.h). May be NULL: the framer walks each element itself. */
+    size_t (*value_end)(void *ctx, const char *data, size_t len);
     /* GET or HEAD of another path (query string and fragment stripped; longer than 127 bytes
      * counts as unknown). Fill *reply and return 0, or return 404 for an unknown path. With reply
      * == NULL it is a probe (another method was used): return 0 if the path exists (the answer is
@@ -139,16 +147,9 @@ typedef struct {
     char cenc[16];
     size_t head_bytes;
     uint64_t body_bytes;
-    /* body framing */
-    int body_kind;  /* NDJSON, JSON detect, JSON array, JSON object (http.c) */
-    int scan_state; /* array scanner state */
-    uint32_t depth; /* array scanner nesting depth */
-    uint64_t index; /* 1-based line or element number being read */
+    ing_body_t body; /* body framing and its carry buffer (a partial line/element) */
     uint64_t accepted;
     uint64_t rejected;
-    char *carry; /* partial line/element; capacity max_event_bytes + 1 at most */
-    size_t carry_len;
-    size_t carry_cap;
     char *errs; /* reply errors list, JSON, after some bytes of room for the reply head */
     size_t errs_len;
     size_t errs_cap;

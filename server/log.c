@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/text.h"
+
 /* The process-wide format: written once at start-up, read by every thread afterwards. */
 static srv_log_format_t log_format = SRV_LOG_TEXT;
 
@@ -34,22 +36,19 @@ static void puts_(line_t *l, const char *s)
     put(l, s, strlen(s));
 }
 
-/* A JSON string, escaped. */
+/* A JSON string, escaped by the project's one rule (base/text.h). */
 static void put_json(line_t *l, const char *s)
 {
+    size_t n = strlen(s);
+
     put(l, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        char esc[8];
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*p;
-            put(l, esc, 2);
-        } else if (*p < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            put(l, esc, 6);
-        } else {
-            put(l, (const char *)p, 1);
-        }
+    while (n > 0) {
+        char unit[BASE_JSON_UNIT_MAX];
+        size_t used;
+        size_t k = base_json_escape_unit(s, n, &used, unit);
+        put(l, unit, k);
+        s += used;
+        n -= used;
     }
     put(l, "\"", 1);
 }

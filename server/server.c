@@ -219,10 +219,10 @@ static int alloc_shared(srv_server_t *s)
 {
     srv_shared_t *sh = &s->sh;
     sh->stats = mem_calloc(sh->nworkers, sizeof(*sh->stats));
-    sh->procs = mem_calloc(sh->nworkers, sizeof(*sh->procs));
+    sh->types = mem_calloc(sh->nworkers, sizeof(*sh->types));
     sh->caches = mem_calloc(sh->nworkers, sizeof(*sh->caches));
     s->workers = mem_calloc(sh->nworkers, sizeof(*s->workers));
-    if (sh->stats == NULL || sh->procs == NULL || sh->caches == NULL || s->workers == NULL) {
+    if (sh->stats == NULL || sh->types == NULL || sh->caches == NULL || s->workers == NULL) {
         return -ENOMEM;
     }
     for (unsigned i = 0; i < sh->nworkers; i++) {
@@ -309,7 +309,7 @@ void srv_server_destroy(srv_server_t *s)
     }
     pool_destroy(sh->pool);
     mem_free(sh->stats);
-    mem_free(sh->procs);
+    mem_free(sh->types);
     mem_free(sh->caches);
     if (s->trim_open) {
         srv_trim_close(&sh->trim);

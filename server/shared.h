@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "ingest/process.h"
+#include "ingest/types.h"
 #include "ingest/verdict.h"
 #include "metrics/metrics.h"
 #include "pool/pool.h"
@@ -55,10 +55,10 @@ typedef struct {
     int allocator_verified;
     srv_trim_t trim; /* the trim rendezvous (trim.h says who calls what) */
 
-    /* Per worker i, written by worker i's loop thread only: its counters and its processing
-     * state (whose type table any thread may read, process.h). Arrays made by the main thread. */
+    /* Per worker i, written by worker i's loop thread only: its counters and its table of
+     * accepted types (types.h says how any thread reads it). Arrays made by the main thread. */
     srv_worker_stats_t *stats;
-    ing_process_t *procs;
+    ing_types_t *types;
     /* Worker i's pool cache, set by worker i before it raises ready (release) and cleared only
      * after draining began. The control thread reads it for /debug/pool while ready ==
      * nworkers and draining == 0. */

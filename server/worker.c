@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ingest/judge.h"
 #include "mem/mem.h"
 #include "server/conn.h"
 #include "server/expo.h"
@@ -18,7 +19,8 @@ struct srv_worker {
     const srv_config_t *cfg;
     unsigned id;
     srv_worker_stats_t *st; /* &sh->stats[id] */
-    ing_process_t *proc;    /* &sh->procs[id] */
+    ing_types_t *types;     /* &sh->types[id] */
+    ing_judge_t judge;      /* judges each line; its strategy follows the live mode */
     uv_loop_t loop;
     uv_thread_t thread;
     int loop_ready;
@@ -57,10 +59,14 @@ static srv_conn_t *conn_of(base_link_t *l)
 
 static ing_verdict_t ingest(srv_worker_t *w, const char *line, size_t len, const char **detail)
 {
-    ing_verdict_t v = ing_process_line(w->proc, line, len, detail);
+    ing_judgement_t jm;
+    ing_verdict_t v = ing_judge_line(&w->judge, line, len, detail != NULL, &jm);
 
     if (v != ING_ACCEPTED) {
         metrics_counter_add(&w->st->rejected[v], 1);
+        if (detail != NULL) {
+            *detail = jm.detail;
+        }
         return v;
     }
     int r = sink_append(w->sink_w, line, len);
@@ -78,6 +84,7 @@ static ing_verdict_t ingest(srv_worker_t *w, const char *line, size_t len, const
         w->pause.sink_full = 1;
     }
     metrics_counter_add(&w->st->accepted, 1);
+    ing_types_count(w->types, jm.type, jm.type_len);
     return ING_ACCEPTED;
 }
 
@@ -452,8 +459,7 @@ static void apply_mode(srv_worker_t *w, int pooled)
         return;
     }
     w->pooled = pooled;
-    ing_process_destroy(w->proc); /* the arena's blocks go back to the cache */
-    ing_process_init(w->proc, pooled, w->cache, mem_malloc, mem_free);
+    ing_judge_set(&w->judge, pooled ? ING_PARSE_TREE_POOLED : ING_PARSE_TREE_NAIVE);
     for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
         srv_conn_t *c = conn_of(l);
         if (c->kind == SRV_CONN_TCP) {
@@ -665,7 +671,8 @@ static int setup(srv_worker_t *w)
     }
     sh->caches[w->id] = w->cache;
     w->pooled = atomic_load(&sh->pooled);
-    ing_process_init(w->proc, w->pooled, w->cache, mem_malloc, mem_free);
+    ing_judge_init(&w->judge, w->pooled ? ING_PARSE_TREE_POOLED : ING_PARSE_TREE_NAIVE, w->cache,
+                   mem_malloc, mem_free);
     r = sink_writer_create(sh->sink, &w->loop, on_sink_writable, w, &w->sink_w);
     if (r != 0) {
         srv_log("error", "sink writer", "error", strerror(r < 0 ? -r : r), NULL);
@@ -705,7 +712,7 @@ static void teardown(srv_worker_t *w)
         start_drain(w);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    ing_process_destroy(w->proc);
+    ing_judge_destroy(&w->judge);
     ing_frame_stock_destroy(&w->stock);
     pool_cache_destroy(w->cache);
     w->cache = NULL;
@@ -749,7 +756,7 @@ int srv_worker_create(srv_shared_t *sh, unsigned id, int tcp_fd, int http_fd, sr
     w->cfg = sh->cfg;
     w->id = id;
     w->st = &sh->stats[id];
-    w->proc = &sh->procs[id];
+    w->types = &sh->types[id];
     w->tcp_fd = tcp_fd;
     w->http_fd = http_fd;
     w->wake_closed = 1; /* until started */

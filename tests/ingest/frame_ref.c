@@ -21,25 +21,20 @@ void frame_ref(const char *in, size_t n, size_t max, frame_ref_emit_fn emit, voi
             continue;
         }
         size_t raw = i - start;
-        int eof = i == n;
-        if (eof && raw == 0) {
-            break;
-        }
-        if (raw >= POOL_BLOCK_SIZE && raw > max + 1) {
-            emit(ctx, ING_REJECT_TOO_LARGE, NULL, 0);
-        } else if (eof) {
-            if (raw >= POOL_BLOCK_SIZE || !blank(in + start, raw)) {
+        if (i == n) {
+            /* Unfinished at end of stream: over max + 1 too large, blank nothing, else cut. */
+            if (raw > max + 1) {
+                emit(ctx, ING_REJECT_TOO_LARGE, NULL, 0);
+            } else if (!blank(in + start, raw)) {
                 emit(ctx, ING_REJECT_TRUNCATED, NULL, 0);
             }
-        } else {
-            size_t len = raw > 0 && in[i - 1] == '\r' ? raw - 1 : raw;
-            if (!blank(in + start, len)) {
-                if (len > max) {
-                    emit(ctx, ING_REJECT_TOO_LARGE, NULL, 0);
-                } else {
-                    emit(ctx, ING_ACCEPTED, in + start, len);
-                }
-            }
+            break;
+        }
+        size_t len = raw > 0 && in[i - 1] == '\r' ? raw - 1 : raw;
+        if (len > max) {
+            emit(ctx, ING_REJECT_TOO_LARGE, NULL, 0); /* blank or not */
+        } else if (!blank(in + start, len)) {
+            emit(ctx, ING_ACCEPTED, in + start, len);
         }
         start = i + 1;
     }

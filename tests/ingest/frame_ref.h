@@ -12,8 +12,8 @@
  * (line NULL, len 0). */
 typedef void (*frame_ref_emit_fn)(void *ctx, ing_verdict_t v, const char *line, size_t len);
 
-/* Calls emit for every report in order. A line that fills a block (>= POOL_BLOCK_SIZE bytes
- * before its newline) is assembled by the framer and so judged on its raw length first. */
+/* Calls emit for every report in order, by the line rule of ingest/frame.h written out plainly
+ * (no blocks: the verdicts do not depend on where lines fall in them). */
 void frame_ref(const char *in, size_t n, size_t max, frame_ref_emit_fn emit, void *ctx);
 
 #endif

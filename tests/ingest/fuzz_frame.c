@@ -1,11 +1,13 @@
-/* fuzz_frame.c - libFuzzer target for the NDJSON framer: any bytes, split into pieces chosen by
- * the input, must give exactly what a whole-input reference says (lines, too_large, truncated). */
+/* fuzz_frame.c - libFuzzer target for the NDJSON line rule: any bytes, split into pieces chosen by
+ * the input, must give exactly what a whole-input reference says (lines, too_large, truncated),
+ * through the TCP framer and through the HTTP body framer (NDJSON, body cut short) alike. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "frame_ref.h"
+#include "ingest/body.h"
 #include "ingest/frame.h"
 #include "pool/pool.h"
 
@@ -57,6 +59,32 @@ static void on_reject(void *ctx, ing_verdict_t reason)
     record(ctx, reason, NULL, 0);
 }
 
+static void body_event(void *ctx, uint64_t index, const char *data, size_t len)
+{
+    (void)index;
+    on_line(ctx, data, len);
+}
+
+static void body_reject(void *ctx, uint64_t index, ing_verdict_t v, const char *detail)
+{
+    (void)index;
+    (void)detail;
+    on_reject(ctx, v);
+}
+
+static void compare(const out_t *got, const out_t *want)
+{
+    if (got->n != want->n) {
+        abort();
+    }
+    for (size_t i = 0; i < want->n && i < MAX_OUT; i++) {
+        if (got->v[i] != want->v[i] || got->len[i] != want->len[i] ||
+            got->hash[i] != want->hash[i]) {
+            abort();
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t maxes[] = {1, 7, 100, 4094, 4095, 4096, 4097, 9000};
@@ -104,14 +132,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     ing_frame_finish(&f, &ops, &got);
     ing_frame_stock_destroy(&stock);
+    compare(&got, &want);
 
-    if (got.n != want.n) {
-        abort();
+    /* The HTTP body framer, cut short where the stream ended: the same reports. */
+    static const ing_body_ops_t body_ops = {body_event, body_reject, NULL};
+    ing_body_t b;
+    got.n = 0;
+    seed = data[1] | 1u;
+    ing_body_init(&b, max, &body_ops, &got, NULL, NULL);
+    ing_body_begin(&b, ING_BODY_NDJSON);
+    for (size_t off = 0; off < n;) {
+        seed = seed * 1103515245u + 12345u;
+        size_t piece = 1 + (seed >> 16) % (data[1] & 0x40 ? 7 : 6000);
+        piece = piece > n - off ? n - off : piece;
+        ing_body_feed(&b, in + off, piece);
+        off += piece;
     }
-    for (size_t i = 0; i < want.n && i < MAX_OUT; i++) {
-        if (got.v[i] != want.v[i] || got.len[i] != want.len[i] || got.hash[i] != want.hash[i]) {
-            abort();
-        }
-    }
+    ing_body_end(&b, 0);
+    ing_body_free(&b);
+    compare(&got, &want);
     return 0;
 }

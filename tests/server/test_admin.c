@@ -103,7 +103,7 @@ static uint64_t num_at(json_t *root, const char *obj, const char *key)
 static void test_vars_is_one_json_object_with_every_stable_key(void **state)
 {
     (void)state;
-    srv_vars_type_t types[] = {{"click", 7}, {"we\"ird\\\n", 2}, {"_other", 1}};
+    srv_vars_type_t types[] = {{"click", 7}, {"we\"ird\\\n", 2}, {"_other", 1}, {"bad\xff", 4}};
     srv_vars_t v;
     memset(&v, 0, sizeof v);
     v.version = "0.1.0";
@@ -115,7 +115,7 @@ static void test_vars_is_one_json_object_with_every_stable_key(void **state)
         v.events_rejected[r] = 100 + (uint64_t)r;
     }
     v.types = types;
-    v.ntypes = 3;
+    v.ntypes = 4;
     v.bytes_received_tcp = 1ull << 40;
     v.bytes_received_http = 5;
     v.connections_active = 2;
@@ -169,6 +169,8 @@ static void test_vars_is_one_json_object_with_every_stable_key(void **state)
     assert_int_equal(num_at(events, "rejected", "truncated"), 100 + ING_REJECT_TRUNCATED);
     assert_int_equal(num_at(events, "by_type", "click"), 7);
     assert_int_equal(num_at(events, "by_type", "we\"ird\\\n"), 2);
+    /* Invalid UTF-8 in a name still gives valid JSON: U+FFFD (base/text.h's rule). */
+    assert_int_equal(num_at(events, "by_type", "bad\xEF\xBF\xBD"), 4);
     assert_int_equal(num_at(events, "by_type", "_other"), 1);
     assert_int_equal(num_at(root, "bytes_received", "tcp"), 1ull << 40);
     assert_int_equal(num_at(root, "connections", "refused"), 1);

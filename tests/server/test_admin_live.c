@@ -677,7 +677,7 @@ static void test_allocation_profile_names_the_hot_path_in_naive_mode_only(void *
     char *naive = profile_after_load("off", &events);
     /* At rate 1 every allocation is sampled: jansson's parse allocates for each event and the
      * read path a block per read. */
-    assert_true(folded_sum(naive, "ing_process_line") >= events);
+    assert_true(folded_sum(naive, "ing_judge_line") >= events);
     assert_true(folded_sum(naive, "json_loadb") >= events);
     assert_true(folded_sum(naive, "on_alloc") >= 1);
     free(naive);
@@ -685,7 +685,7 @@ static void test_allocation_profile_names_the_hot_path_in_naive_mode_only(void *
     char *pooled = profile_after_load("on", &events);
     /* Pooled: only the warm-up's blocks, far fewer than one per event. */
     assert_true(folded_sum(pooled, "json_loadb") < events / 20);
-    assert_true(folded_sum(pooled, "ing_process_line") < events / 20);
+    assert_true(folded_sum(pooled, "ing_judge_line") < events / 20);
     free(pooled);
 }
 

@@ -372,6 +372,36 @@ static void test_json_array_cut_by_end_of_body_is_truncated(void **state)
     conn_free(c);
 }
 
+static void test_json_array_without_its_closing_bracket_is_truncated(void **state)
+{
+    (void)state;
+    conn_t *c = conn_new(NULL);
+    feed(c, post("application/json", "[{\"type\":\"a\"},"));
+    expect_counts(c, 0, 1, 1);
+    feed(c, post("application/json", " [ "));
+    expect_counts(c, 1, 0, 1);
+    assert_int_equal(c->verdicts[ING_REJECT_TRUNCATED], 2);
+    resp_t r = get_resp(c, 1);
+    json_t *j = resp_json(&r);
+    json_t *e = json_array_get(json_object_get(j, "errors"), 0);
+    assert_int_equal(jint(e, "line"), 1);
+    assert_string_equal(json_string_value(json_object_get(e, "reason")), "truncated");
+    json_decref(j);
+    conn_free(c);
+}
+
+/* The line rule of ingest/frame.h, as over TCP: a blank line over the limit is too_large. */
+static void test_ndjson_blank_line_over_the_limit_is_too_large_as_over_tcp(void **state)
+{
+    (void)state;
+    srv_http_limits_t lim = {.max_event_bytes = 12};
+    conn_t *c = conn_new(&lim);
+    feed(c, post(NULL, "                    \n{\"type\":\"a\"}\n            \n"));
+    expect_counts(c, 0, 1, 1);
+    assert_int_equal(c->verdicts[ING_REJECT_TOO_LARGE], 1);
+    conn_free(c);
+}
+
 /* ---- splits ---- */
 
 /* Runs req through a new connection fed in pieces cut at the given offsets (sorted), returns the
@@ -713,7 +743,7 @@ static void test_too_large_event_is_skipped_and_the_next_accepted(void **state)
         assert_int_equal(c->verdicts[ING_REJECT_TOO_LARGE], 1);
         assert_non_null(strstr(c->log.p, "event 15:{\"type\":\"next\"} -> accepted"));
         /* the skipped line was never buffered */
-        assert_true(c->h.carry_cap <= lim.max_event_bytes + 1);
+        assert_true(c->h.body.carry_cap <= lim.max_event_bytes + 1);
         conn_free(c);
     }
     /* and the same in an array */
@@ -888,7 +918,7 @@ static void test_no_allocation_per_event_when_lines_do_not_cross_feeds(void **st
         feed(c, req);
     }
     assert_int_equal(c->verdicts[ING_ACCEPTED], 600);
-    assert_null(c->h.carry);
+    assert_null(c->h.body.carry);
     assert_null(c->h.errs);
     conn_free(c);
 }
@@ -1048,6 +1078,8 @@ int main(void)
         cmocka_unit_test(test_json_empty_array_has_no_events),
         cmocka_unit_test(test_json_single_object_is_one_event),
         cmocka_unit_test(test_json_array_cut_by_end_of_body_is_truncated),
+        cmocka_unit_test(test_json_array_without_its_closing_bracket_is_truncated),
+        cmocka_unit_test(test_ndjson_blank_line_over_the_limit_is_too_large_as_over_tcp),
         cmocka_unit_test(test_every_split_gives_the_same_callbacks_and_responses),
         cmocka_unit_test(test_split_requests_answer_as_expected),
         cmocka_unit_test(test_pipelined_requests_in_one_feed_are_answered_in_order),

@@ -70,6 +70,21 @@ static void test_log_json_record_is_one_escaped_object(void **state)
                            "\"127.0.0.1:7070\",\"sink\":\"file:/a b\",\"q\":\"x\\\"y\"}\n"));
 }
 
+static void log_odd_bytes(void)
+{
+    srv_log("info", "odd", "v", "tab\tnl\nbad\xff", NULL);
+}
+
+static void test_log_json_record_escapes_controls_and_invalid_utf8(void **state)
+{
+    (void)state;
+    srv_log_init(SRV_LOG_JSON);
+    capture(log_odd_bytes);
+    srv_log_init(SRV_LOG_TEXT);
+    assert_int_equal(count_lines(captured), 1);
+    assert_non_null(strstr(captured, "\"v\":\"tab\\tnl\\nbad\\ufffd\"}\n"));
+}
+
 static void log_kv_array(void)
 {
     const char *kv[] = {"a", "1", "b", "two words"};
@@ -108,6 +123,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_text_record_is_key_value_with_quoted_values),
         cmocka_unit_test(test_log_json_record_is_one_escaped_object),
+        cmocka_unit_test(test_log_json_record_escapes_controls_and_invalid_utf8),
         cmocka_unit_test(test_log_kv_takes_pairs_from_an_array),
         cmocka_unit_test(test_log_limiter_lets_a_burst_through_then_holds),
     };
