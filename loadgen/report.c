@@ -607,6 +607,11 @@ static json_t *mode_json(const lg_compare_result_t *r, unsigned i)
         json_t *j = run->json ? json_copy(run->json) : json_object();
         json_object_set_new(j, "mode", json_string(r->modes[i].name));
         json_object_set_new(j, "repeat", json_integer(k));
+        json_t *figs = json_object(); /* what the report shows of this run */
+        for (int f = 0; f < LG_FIG_COUNT; f++) {
+            json_object_set_new(figs, fig_keys[f], jnum(run->fig[f]));
+        }
+        json_object_set_new(j, "figures", figs);
         json_object_set_new(j, "cpu_us_per_event_resolution", jnum(run->cpu_res_us));
         json_object_set_new(j, "server_exit_status", json_integer(run->exit_status));
         json_object_set_new(j, "run_ok", json_boolean(run->ok));
@@ -763,18 +768,18 @@ static void svg_fig_chart(FILE *f, const lg_compare_result_t *r, lg_fig_t fig, c
                         px + pw * (run->fig[fig] / scale) / top, cy + dy, k + 1, v);
             }
         }
-        char v[32], q[32], text[128];
+        char v[32], q[32];
         fmt_fig(v, sizeof(v), fig, s.median, s.res);
-        fmt_ratio(q, sizeof(q), lg_report_ratio(&s, &base));
-        const char *tag = i == r->baseline                    ? "baseline"
-                          : !s.n                              ? ""
-                          : lg_report_within_noise(&s, &base) ? "within noise"
-                                                              : "outside spread";
-        snprintf(text, sizeof(text), "%s  %s  %s", v, i == r->baseline ? "1.00x" : q, tag);
-        svg_text(f, px + pw + 12, cy + 4, "start",
-                 i != r->baseline && s.n && lg_report_within_noise(&s, &base) ? "value noise"
-                                                                              : "value",
-                 text);
+        fmt_ratio(q, sizeof(q), i == r->baseline ? 1.0 : lg_report_ratio(&s, &base));
+        bool noise = i != r->baseline && s.n && lg_report_within_noise(&s, &base);
+        const char *tag = i == r->baseline ? "baseline"
+                          : !s.n           ? ""
+                          : noise          ? "≈ within noise"
+                                           : "outside spread";
+        const char *cls = noise ? "value noise" : "value";
+        svg_text(f, px + pw + 84, cy + 4, "end", cls, v);
+        svg_text(f, px + pw + 96, cy + 4, "start", cls, q);
+        svg_text(f, px + pw + 146, cy + 4, "start", cls, tag);
         fputs("</g>\n", f);
     }
     fputs("</svg>\n</figure>\n", f);
@@ -902,13 +907,13 @@ static void html_summary(FILE *f, const lg_compare_result_t *r)
     static const lg_fig_t cols[] = {LG_FIG_CPU, LG_FIG_EPS, LG_FIG_ALLOCS, LG_FIG_RSS};
     static const char *const heads[] = {"CPU µs/event", "events/s", "allocations/event",
                                         "peak RSS MiB"};
-    fputs("<table class=\"summary\">\n<thead><tr><th rowspan=\"2\">mode</th>", f);
+    fputs("<table class=\"summary\">\n<thead><tr><th rowspan=\"2\" class=\"mode\">mode</th>", f);
     for (int k = 0; k < 4; k++) {
-        fprintf(f, "<th colspan=\"3\" class=\"group\">%s</th>", heads[k]);
+        fprintf(f, "<th colspan=\"2\" class=\"group\">%s</th>", heads[k]);
     }
-    fputs("<th rowspan=\"2\">pool hit rate</th></tr>\n<tr>", f);
+    fputs("<th rowspan=\"2\">pool hit<br/>rate</th></tr>\n<tr>", f);
     for (int k = 0; k < 4; k++) {
-        fputs("<th>median</th><th>min–max</th><th>ratio</th>", f);
+        fputs("<th>median<br/><span class=\"range\">min–max</span></th><th>ratio</th>", f);
     }
     fputs("</tr></thead>\n<tbody>\n", f);
     for (unsigned i = 0; i < r->nmodes; i++) {
@@ -922,8 +927,7 @@ static void html_summary(FILE *f, const lg_compare_result_t *r)
             fmt_fig(v, sizeof(v), cols[k], s.median, s.res);
             fmt_range(range, sizeof(range), cols[k], &s);
             fmt_ratio(q, sizeof(q), lg_report_ratio(&s, &b));
-            td_text(f, v);
-            fprintf(f, "<td class=\"range\">%s</td>", s.n ? range : "n/a");
+            fprintf(f, "<td>%s<br/><span class=\"range\">%s</span></td>", v, s.n ? range : "");
             if (i == r->baseline) {
                 fputs("<td class=\"ratio\">baseline</td>", f);
             } else if (s.n && b.n && lg_report_within_noise(&s, &b)) {
@@ -1069,7 +1073,7 @@ static const char css[] =
     "td.mode,th.mode,.env th,.env td{text-align:left}"
     ".env td{white-space:normal}"
     "th.group{text-align:center;border-bottom:1px solid #bbb}"
-    "td.range{color:#666}td.noise{background:#f0f0f0;color:#777}"
+    ".range{color:#777;font-size:.85em;font-weight:400}td.noise{background:#f0f0f0;color:#777}"
     "tr.baseline td{font-weight:600}tr.failed td{background:#fde8e8}"
     ".swatch{display:inline-block;width:.8em;height:.8em;margin-right:.4em;"
     "vertical-align:baseline;border-radius:2px}"
