@@ -346,6 +346,10 @@ static void fmt_fig(char *buf, size_t n, lg_fig_t fig, double v, double res)
         snprintf(buf, n, "n/a");
         return;
     }
+    if (fig == LG_FIG_ALLOCS && v > 0 && v < 0.001) {
+        snprintf(buf, n, "%.1e", v); /* the pooled path: "0.0000" would hide it */
+        return;
+    }
     snprintf(buf, n, "%.*f%s", fig_decimals(fig, res), v / fig_scale(fig),
              fig == LG_FIG_HIT ? "%" : "");
 }
@@ -354,6 +358,8 @@ static void fmt_ratio(char *buf, size_t n, double v)
 {
     if (isnan(v)) {
         snprintf(buf, n, "n/a");
+    } else if (v > 0 && v < 0.005) {
+        snprintf(buf, n, "<0.01x");
     } else {
         snprintf(buf, n, "%.2fx", v);
     }
@@ -435,6 +441,7 @@ int lg_report_verdict(const lg_compare_result_t *r, char *buf, size_t n)
     }
     const char *name = r->modes[best].name;
     double q = lg_report_ratio(&bs, &base);
+    char others[512] = "";
     if (!better(fig, bs.median, base.median)) {
         /* The baseline is the best: say by how much the closest other mode trails. */
         return snprintf(
@@ -442,23 +449,28 @@ int lg_report_verdict(const lg_compare_result_t *r, char *buf, size_t n)
             fig == LG_FIG_CPU ? "CPU per event" : "throughput", name, q,
             fig == LG_FIG_CPU ? "as much" : "as many events/s", noise_phrase(&bs, &base));
     }
-    /* Modes other than the baseline that cannot be told apart from the best. */
-    char others[512] = "";
-    size_t len = 0;
-    unsigned nothers = 0;
-    for (unsigned i = 0; i < r->nmodes; i++) {
-        lg_stat_t s;
-        lg_report_stat(r, i, fig, &s);
-        if ((int)i == best || i == r->baseline || s.n == 0 || !lg_report_within_noise(&s, &bs)) {
-            continue;
+    /* Modes other than the baseline that cannot be told apart from the best: "a, b and c". */
+    unsigned nothers = 0, total = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned i = 0; i < r->nmodes; i++) {
+            lg_stat_t s;
+            lg_report_stat(r, i, fig, &s);
+            if ((int)i == best || i == r->baseline || s.n == 0 ||
+                !lg_report_within_noise(&s, &bs)) {
+                continue;
+            }
+            if (pass == 0) {
+                total++;
+                continue;
+            }
+            size_t len = strlen(others);
+            snprintf(others + len, sizeof(others) - len, "%s%s",
+                     nothers == 0           ? ""
+                     : nothers + 1 == total ? " and "
+                                            : ", ",
+                     r->modes[i].name);
+            nothers++;
         }
-        int w = snprintf(others + len, sizeof(others) - len, "%s%s", nothers ? ", " : "",
-                         r->modes[i].name);
-        if (w < 0 || (size_t)w >= sizeof(others) - len) {
-            break;
-        }
-        len += (size_t)w;
-        nothers++;
     }
     const char *verb = fig == LG_FIG_CPU ? "uses" : "handles";
     if (nothers == 0) {
@@ -703,7 +715,7 @@ static void svg_fig_chart(FILE *f, const lg_compare_result_t *r, lg_fig_t fig, c
     if (top <= 0) {
         top = step;
     }
-    const double lx = label_width(r), rw = 250, px = lx, pw = CHART_W - lx - rw, y0 = 8;
+    const double lx = label_width(r), rw = 250, px = lx, pw = CHART_W - lx - rw, y0 = 22;
     double ph = ROW_H * r->nmodes;
     fprintf(f, "<figure>\n<figcaption>");
     lg_report_html_escape(f, title);
@@ -720,6 +732,9 @@ static void svg_fig_chart(FILE *f, const lg_compare_result_t *r, lg_fig_t fig, c
         }
     }
     char lab[64];
+    svg_text(f, px + pw + 84, 14, "end", "colhead", "median");
+    svg_text(f, px + pw + 96, 14, "start", "colhead", "ratio");
+    svg_text(f, px + pw + 146, 14, "start", "colhead", "vs baseline");
     for (double t = 0; t <= top + step / 2; t += step) {
         double x = px + pw * t / top;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n", x,
@@ -1081,9 +1096,11 @@ static const char css[] =
     "figure{margin:1em 0}figcaption{font-weight:600;margin-bottom:.2em}"
     "svg text{font-family:system-ui,sans-serif;fill:#222}"
     "svg .tick{font-size:11px;fill:#555}svg .axis-label{font-size:12px;fill:#444}"
-    "svg .name{font-size:12.5px}svg .value{font-size:12.5px}svg .value.noise{fill:#888}"
+    "svg .colhead{font-size:11px;fill:#666}svg .name{font-size:12.5px}svg "
+    ".value{font-size:12.5px}svg .value.noise{fill:#888}"
     "svg .grid{stroke:#e6e6e6}svg .axis{stroke:#888}svg .stripe{fill:#fafafa}"
-    "svg .bar{opacity:.85}svg .whisker{stroke:#222;stroke-width:1.3;fill:none}"
+    "svg.chart{max-width:100%;height:auto}svg .bar{opacity:.85}svg "
+    ".whisker{stroke:#222;stroke-width:1.3;fill:none}"
     "svg .run{fill:#fff;stroke:#222;stroke-width:1.2}"
     "svg .frame{fill:none;stroke:#bbb}svg .warmup{stroke:#999;stroke-dasharray:4 3}"
     "svg .line{stroke-width:1.2;opacity:.45}svg .line.last{stroke-width:2;opacity:1}"
