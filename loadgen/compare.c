@@ -331,6 +331,17 @@ int lg_compare(const lg_compare_config_t *cfg)
         fprintf(stderr, "loadgen: %s: not an executable\n", cfg->server);
         return -ENOENT;
     }
+    const unsigned nm = cfg->nmodes, nr = cfg->repeat;
+    lg_compare_result_t res;
+    int err = lg_result_init(&res, nm, nr);
+    if (err == 0 && cfg->argv) {
+        err = lg_result_set_argv(&res, cfg->argc, cfg->argv);
+    }
+    if (err != 0) {
+        lg_result_free(&res);
+        return err;
+    }
+    lg_env_collect(&res.env, cfg->server); /* before pinning: it counts the usable CPUs */
     lg_compare_config_t pinned = *cfg;
     if (cfg->pin_server >= 0) {
         cpu_set_t allowed;
@@ -344,25 +355,20 @@ int lg_compare(const lg_compare_config_t *cfg)
         }
     }
     cfg = &pinned;
-    unsigned nm = cfg->nmodes, nr = cfg->repeat;
-    lg_compare_result_t res;
-    int err = lg_result_init(&res, nm, nr);
-    if (err == 0 && cfg->argv) {
-        err = lg_result_set_argv(&res, cfg->argc, cfg->argv);
-    }
-    if (err != 0) {
-        lg_result_free(&res);
-        return err;
-    }
     res.env.pin_server = cfg->pin_server;
     res.env.pin_loadgen = cfg->pin_loadgen;
-    lg_env_collect(&res.env, cfg->server);
     for (unsigned i = 0; i < nm; i++) {
         lg_result_set_mode(&res, i, cfg->modes[i].name);
         res.modes[i].attrs = json_pack("{s:b,s:s}", "pool", cfg->modes[i].pool, "allocator",
                                        cfg->modes[i].allocator);
     }
+    /* The baseline: naive+libc, else the first naive+libc+... mode, else the first mode. */
     int base = lg_result_find_mode(&res, "naive+libc");
+    for (unsigned i = 0; base < 0 && i < nm; i++) {
+        if (strncmp(cfg->modes[i].name, "naive+libc+", 11) == 0) {
+            base = (int)i;
+        }
+    }
     res.baseline = base >= 0 ? (unsigned)base : 0;
     snprintf(res.server, sizeof(res.server), "%s", cfg->server);
     snprintf(res.transport, sizeof(res.transport), "%s", cfg->http ? "http" : "tcp");

@@ -99,7 +99,8 @@ typedef struct {
     unsigned n; /* runs with a value */
     double median, min, max;
     double spread; /* (max - min) / median; NAN with fewer than two values */
-    double res;    /* measurement resolution (CPU: largest of the runs'), 0 when exact */
+    double res;    /* measurement resolution, 0 when exact: CPU, one tick over the events (the
+                    * largest of the runs'); allocations, one over the events per run */
 } lg_stat_t;
 
 void lg_report_stat(const lg_compare_result_t *r, unsigned mode, lg_fig_t fig, lg_stat_t *out);

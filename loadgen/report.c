@@ -153,6 +153,9 @@ void lg_report_stat(const lg_compare_result_t *r, unsigned mode, lg_fig_t fig, l
             res = run->cpu_res_us;
         }
     }
+    if (fig == LG_FIG_ALLOCS && r->events_per_run > 0) {
+        res = 1.0 / (double)r->events_per_run; /* one allocation more or less in a run */
+    }
     out->n = n;
     out->res = res;
     if (n == 0) {

@@ -116,6 +116,28 @@ static void test_within_noise_when_run_ranges_overlap(void **state)
     assert_true(lg_report_within_noise(&none, &c));
 }
 
+static void test_one_allocation_per_run_is_within_noise(void **state)
+{
+    (void)state;
+    lg_compare_result_t r;
+    const double cpu[] = {3, 3, 2, 2};
+    make(&r, 2, 2, two, cpu, 0.1);
+    r.events_per_run = 100000;
+    const double a0[] = {106.11254, 106.11254}, a1[] = {106.11255, 106.11255};
+    lgt_set_runs(&r, 0, LG_FIG_ALLOCS, a0);
+    lgt_set_runs(&r, 1, LG_FIG_ALLOCS, a1);
+    lg_stat_t s0, s1;
+    lg_report_stat(&r, 0, LG_FIG_ALLOCS, &s0);
+    lg_report_stat(&r, 1, LG_FIG_ALLOCS, &s1);
+    assert_true(s0.res == 1e-5);
+    assert_true(lg_report_within_noise(&s0, &s1));
+    const double a2[] = {106.1130, 106.1131};
+    lgt_set_runs(&r, 1, LG_FIG_ALLOCS, a2);
+    lg_report_stat(&r, 1, LG_FIG_ALLOCS, &s1);
+    assert_false(lg_report_within_noise(&s0, &s1));
+    lg_result_free(&r);
+}
+
 static void test_ratio_is_median_over_median(void **state)
 {
     (void)state;
@@ -418,6 +440,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stat_gives_median_min_max_and_skips_nan),
         cmocka_unit_test(test_within_noise_when_run_ranges_overlap),
+        cmocka_unit_test(test_one_allocation_per_run_is_within_noise),
         cmocka_unit_test(test_ratio_is_median_over_median),
         cmocka_unit_test(test_verdict_names_the_best_mode_its_ratio_and_the_noise),
         cmocka_unit_test(test_verdict_lists_every_mode_within_noise_of_the_best),
