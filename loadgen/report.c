@@ -911,6 +911,14 @@ static void td_text(FILE *f, const char *s)
     fputs("</td>", f);
 }
 
+/* <td class="cls">text suffix</td>, text escaped (a ratio may be "<0.01x"). */
+static void html_cell(FILE *f, const char *cls, const char *text, const char *suffix)
+{
+    fprintf(f, "<td class=\"%s\">", cls);
+    lg_report_html_escape(f, text);
+    fprintf(f, "%s</td>", suffix);
+}
+
 static void mode_cell(FILE *f, const char *name)
 {
     fprintf(f, "<td class=\"mode\"><span class=\"swatch\" style=\"background:%s\"></span>",
@@ -949,9 +957,9 @@ static void html_summary(FILE *f, const lg_compare_result_t *r)
             if (i == r->baseline) {
                 fputs("<td class=\"ratio\">baseline</td>", f);
             } else if (s.n && b.n && lg_report_within_noise(&s, &b)) {
-                fprintf(f, "<td class=\"ratio noise\" title=\"run ranges overlap\">%s ≈</td>", q);
+                html_cell(f, "ratio noise\" title=\"run ranges overlap", q, " ≈");
             } else {
-                fprintf(f, "<td class=\"ratio\">%s</td>", q);
+                html_cell(f, "ratio", q, "");
             }
         }
         lg_stat_t h;
@@ -994,9 +1002,9 @@ static void html_matrix(FILE *f, const lg_compare_result_t *r, lg_fig_t fig, con
             if (i == j) {
                 fputs("<td class=\"self\">–</td>", f);
             } else if (lg_report_within_noise(&a, &b)) {
-                fprintf(f, "<td class=\"noise\">%s ≈</td>", q);
+                html_cell(f, "noise", q, " ≈");
             } else {
-                fprintf(f, "<td>%s</td>", q);
+                html_cell(f, "", q, "");
             }
         }
         fputs("</tr>\n", f);
@@ -1057,7 +1065,7 @@ static void html_env(FILE *f, const lg_compare_result_t *r)
 static void html_runs(FILE *f, const lg_compare_result_t *r)
 {
     fputs("<h2 id=\"runs\">Every run, in the order run</h2>\n<table class=\"runs\">\n"
-          "<thead><tr><th>#</th><th>mode</th><th>events/s</th><th>CPU µs/event</th>"
+          "<thead><tr><th>#</th><th class=\"mode\">mode</th><th>events/s</th><th>CPU µs/event</th>"
           "<th>allocations/event</th><th>peak RSS MiB</th><th>lost</th><th>server exit</th>"
           "</tr></thead>\n<tbody>\n",
           f);

@@ -394,6 +394,9 @@ static void test_report_is_whole_with_eight_modes_of_three_parts(void **state)
     }
     assert_int_equal(count(h, "class=\"run\""), 4 * 8 * 5);
     assert_int_equal(count(h, "<svg "), 4 + 8);
+    /* ratios are text too: the pooled allocations ratio is "<0.01x" */
+    assert_non_null(strstr(h, ">&lt;0.01x<"));
+    assert_null(strstr(h, "<0.01x"));
     assert_non_null(strstr(h, "Environment"));
     assert_non_null(strstr(h, "Synthetic CPU"));
     assert_non_null(strstr(h, "server on CPU 0, loadgen on CPU 1"));
