@@ -736,8 +736,8 @@ static void svg_fig_chart(FILE *f, const lg_compare_result_t *r, lg_fig_t fig, c
     }
     char lab[64];
     svg_text(f, px + pw + 84, 14, "end", "colhead", "median");
-    svg_text(f, px + pw + 96, 14, "start", "colhead", "ratio");
-    svg_text(f, px + pw + 146, 14, "start", "colhead", "vs baseline");
+    svg_text(f, px + pw + 94, 14, "start", "colhead", "ratio");
+    svg_text(f, px + pw + 152, 14, "start", "colhead", "vs baseline");
     for (double t = 0; t <= top + step / 2; t += step) {
         double x = px + pw * t / top;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n", x,
@@ -796,8 +796,8 @@ static void svg_fig_chart(FILE *f, const lg_compare_result_t *r, lg_fig_t fig, c
                                            : "outside spread";
         const char *cls = noise ? "value noise" : "value";
         svg_text(f, px + pw + 84, cy + 4, "end", cls, v);
-        svg_text(f, px + pw + 96, cy + 4, "start", cls, q);
-        svg_text(f, px + pw + 146, cy + 4, "start", cls, tag);
+        svg_text(f, px + pw + 94, cy + 4, "start", cls, q);
+        svg_text(f, px + pw + 152, cy + 4, "start", cls, tag);
         fputs("</g>\n", f);
     }
     fputs("</svg>\n</figure>\n", f);
