@@ -937,7 +937,9 @@ static void html_summary(FILE *f, const lg_compare_result_t *r)
     for (int k = 0; k < 4; k++) {
         fprintf(f, "<th colspan=\"2\" class=\"group\">%s</th>", heads[k]);
     }
-    fputs("<th rowspan=\"2\">pool hit<br/>rate</th></tr>\n<tr>", f);
+    fputs("<th rowspan=\"2\">pool hit rate<br/><span class=\"range\">min–max</span></th></tr>\n"
+          "<tr>",
+          f);
     for (int k = 0; k < 4; k++) {
         fputs("<th>median<br/><span class=\"range\">min–max</span></th><th>ratio</th>", f);
     }
@@ -964,9 +966,10 @@ static void html_summary(FILE *f, const lg_compare_result_t *r)
         }
         lg_stat_t h;
         lg_report_stat(r, i, LG_FIG_HIT, &h);
-        char v[32];
+        char v[32], range[64];
         fmt_fig(v, sizeof(v), LG_FIG_HIT, h.median, 0);
-        td_text(f, v);
+        fmt_range(range, sizeof(range), LG_FIG_HIT, &h);
+        fprintf(f, "<td>%s<br/><span class=\"range\">%s</span></td>", v, h.n ? range : "");
         fputs("</tr>\n", f);
     }
     fputs("</tbody>\n</table>\n", f);
