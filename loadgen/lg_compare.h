@@ -1,6 +1,6 @@
 /* lg_compare.h - `loadgen compare`: starts ingestd in each memory mode on free loopback ports,
  * runs the same load against each (modes alternating A B C D A B C D over the repeats), scrapes
- * it, stops it with SIGTERM, and reports medians side by side (table, JSON, HTML with SVG). */
+ * it, stops it with SIGTERM, and hands every run to the report (lg_report.h: table, JSON, HTML). */
 #ifndef INGESTD_LG_COMPARE_H
 #define INGESTD_LG_COMPARE_H
 
@@ -34,6 +34,8 @@ typedef struct {
     const char *html_path;
     double start_timeout_s;
     double stop_timeout_s;
+    int argc; /* the loadgen invocation, shown verbatim in the report; borrowed, may be NULL */
+    char *const *argv;
 } lg_compare_config_t;
 
 /* Parses "naive+libc", "pool+mimalloc" etc. ("pooled" and "off"/"on" spellings too). Returns 0

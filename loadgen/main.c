@@ -451,10 +451,12 @@ static int cmd_run(int argc, char **argv)
     return ok ? 0 : 1;
 }
 
-static int cmd_compare(int argc, char **argv)
+static int compare_typed(int argc, char **argv, char *const *typed)
 {
     lg_compare_config_t cmp;
     lg_compare_config_default(&cmp);
+    cmp.argc = argc;
+    cmp.argv = typed;
     args_t a = {.compare = true, .run = &cmp.run, .cmp = &cmp};
     lg_corpus_config_default(&a.corpus);
     int rc = parse_args(argc, argv, &a);
@@ -492,6 +494,20 @@ static int cmd_compare(int argc, char **argv)
         fprintf(stderr, "loadgen: compare: %s\n", strerror(-rc));
         return 1;
     }
+    return rc;
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+    /* getopt_long permutes argv: the report shows the order the user typed. */
+    char **typed = calloc((size_t)argc + 1, sizeof(*typed));
+    if (!typed) {
+        fprintf(stderr, "loadgen: out of memory\n");
+        return 1;
+    }
+    memcpy(typed, argv, (size_t)argc * sizeof(*typed));
+    int rc = compare_typed(argc, argv, typed);
+    free(typed);
     return rc;
 }
 

@@ -128,6 +128,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     args = sys.argv[1:]
+    if "--version" in args:
+        print("fake_ingestd 0.0.0")
+        return
     opts = {}
     for i in range(0, len(args) - 1):
         if args[i].startswith("--"):
