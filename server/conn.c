@@ -5,8 +5,28 @@
 #include <string.h>
 
 #include "mem/mem.h"
+#include "server/log.h"
 
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf);
+
+static srv_ratelimit_t rl_accept;
+
+srv_conn_t *srv_conn_new(int status, base_list_t *list, const char *who)
+{
+    if (status < 0) {
+        srv_log_error_limited(&rl_accept, "accept failed", "listener", who, "error",
+                              uv_strerror(status), NULL);
+        return NULL;
+    }
+    srv_conn_t *c = mem_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        srv_log_error_limited(&rl_accept, "accept failed", "listener", who, "error",
+                              "out of memory", NULL);
+        return NULL;
+    }
+    base_list_push_front(list, &c->link);
+    return c;
+}
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {

@@ -99,6 +99,11 @@ struct srv_conn {
     uv_write_t wreq;
 };
 
+/* A zeroed connection for a connection callback: status is the callback's (a libuv error is
+ * logged, rate-limited, under who). Links it at the front of list. Returns NULL when status < 0
+ * or out of memory (logged); then nothing was accepted. Loop thread. */
+srv_conn_t *srv_conn_new(int status, base_list_t *list, const char *who);
+
 /* Accepts a pending connection of server into c (zeroed by the caller) on loop. Returns 0, or a
  * libuv error: then c is closing and on_closed will run (the owner frees it there), as for any
  * connection. Loop thread. */

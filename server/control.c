@@ -562,16 +562,10 @@ static void on_admin_connection(uv_stream_t *server, int status)
 {
     srv_control_t *c = server->data;
 
-    if (status < 0) {
-        srv_log_error_limited(&rl_io, "admin accept failed", "error", uv_strerror(status), NULL);
-        return;
-    }
-    srv_conn_t *conn = mem_calloc(1, sizeof(*conn));
+    srv_conn_t *conn = srv_conn_new(status, &c->conns, "admin");
     if (conn == NULL) {
-        srv_log_error_limited(&rl_io, "admin accept failed", "error", "out of memory", NULL);
         return;
     }
-    base_list_push_front(&c->conns, &conn->link);
     if (srv_conn_accept(conn, &c->loop, server, SRV_CONN_HTTP, &admin_ops, c) != 0) {
         return; /* admin_closed frees it */
     }

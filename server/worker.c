@@ -44,7 +44,6 @@ struct srv_worker {
     metrics_writer_t scratch; /* GET /metrics bodies, freed when large after each feed */
 };
 
-static srv_ratelimit_t rl_accept;
 static srv_ratelimit_t rl_io;
 static srv_ratelimit_t rl_sink;
 
@@ -393,16 +392,10 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
     srv_worker_t *w = server->data;
     const srv_config_t *cfg = w->cfg;
 
-    if (status < 0) {
-        srv_log_error_limited(&rl_accept, "accept failed", "error", uv_strerror(status), NULL);
-        return;
-    }
-    srv_conn_t *c = mem_calloc(1, sizeof(*c));
+    srv_conn_t *c = srv_conn_new(status, &w->conns, kind == SRV_CONN_TCP ? "tcp" : "http");
     if (c == NULL) {
-        srv_log_error_limited(&rl_accept, "accept failed", "error", "out of memory", NULL);
         return;
     }
-    base_list_push_front(&w->conns, &c->link);
     metrics_gauge_add(&w->st->conns_active, 1);
     if (srv_conn_accept(c, &w->loop, server, kind, &conn_ops, w) != 0) {
         return; /* conn_closed frees it */
