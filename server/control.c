@@ -21,6 +21,7 @@
 #include "server/conn.h"
 #include "server/expo.h"
 #include "server/log.h"
+#include "server/notify.h"
 
 #ifndef INGESTD_VERSION
 #define INGESTD_VERSION "0.0.0"
@@ -43,8 +44,9 @@ struct srv_control {
     uv_signal_t sig_hup;
     uv_timer_t mem_timer;
     uv_timer_t shutdown_timer;
-    uv_timer_t trim_timer;  /* --trim-interval: starts a trim cycle on every worker */
-    uv_timer_t sweep_timer; /* admin connections: timeouts and lingering closes */
+    uv_timer_t trim_timer;          /* --trim-interval: starts a trim cycle on every worker */
+    uv_timer_t sweep_timer;         /* admin connections: timeouts and lingering closes */
+    srv_notify_watchdog_t watchdog; /* systemd WATCHDOG=1 pings, when WATCHDOG_USEC asks */
     int admin_fd;
     uv_tcp_t admin_listener;
     base_list_t conns;        /* admin connections */
@@ -612,6 +614,7 @@ static void begin_drain(srv_control_t *c, const char *why)
         return;
     }
     srv_log("info", "draining", "reason", why, NULL);
+    (void)srv_notify_stopping();
     c->draining = 1;
     c->drain_start_ms = uv_now(&c->loop);
     atomic_store(&c->sh->draining, 1);
@@ -737,6 +740,7 @@ static void finish(srv_control_t *c)
     close_handle((uv_handle_t *)&c->shutdown_timer);
     close_handle((uv_handle_t *)&c->trim_timer);
     close_handle((uv_handle_t *)&c->sweep_timer);
+    srv_notify_watchdog_close(&c->watchdog);
 }
 
 static void on_ctl_async(uv_async_t *a)
@@ -752,6 +756,12 @@ static void on_ctl_async(uv_async_t *a)
     if (!c->announced && atomic_load(&sh->ready) == sh->nworkers) {
         c->announced = 1;
         announce(c);
+        /* systemd Type=notify: every listener is bound and the sink is open. The status line
+         * carries the bound addresses (integration.systemd_notify reads the ports from it). */
+        char st[320];
+        snprintf(st, sizeof(st), "listening tcp=%s http=%s admin=%s", c->text[0], c->text[1],
+                 c->text[2]);
+        (void)srv_notify_ready(st);
     }
     if (c->draining && atomic_load(&sh->done) == sh->nworkers && !c->finished) {
         finish(c);
@@ -826,6 +836,9 @@ static int setup(srv_control_t *c)
                     uv_strerror(steps[i].r), NULL);
             failed = 1;
         }
+    }
+    if (srv_notify_watchdog_start(&c->watchdog, &c->loop) != 0) {
+        srv_log("error", "bad WATCHDOG_USEC or WATCHDOG_PID: no systemd watchdog pings", NULL);
     }
     restart_trim_timer(c);
     return failed ? -EIO : 0;

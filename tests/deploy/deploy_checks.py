@@ -8,8 +8,9 @@
                         names queried, every query parses as PromQL (through promtool)
   k8s                   every manifest parses (yaml.safe_load_all) with its required fields
   env                   INGESTD_* names in the env file, unit, k8s and Dockerfile are flags
-  dockerfile [INGESTD]  structure of the (unbuilt) Dockerfile; with a built ingestd, every
-                        shared library it needs is in a package the runtime stage installs
+  dockerfile [INGESTD]  structure of the Dockerfile and its context allowlist; with a built
+                        ingestd, every shared library it needs is in a package the runtime stage
+                        installs (scripts/container builds and runs it: deploy.container)
   systemd UNIT_EXEC     systemd-analyze verify and security on a copy of the unit
 
 Exit 0 pass, 1 fail, 77 skip (with a line saying why)."""
@@ -406,7 +407,9 @@ def cmd_dockerfile(binary=None):
             exposed |= {p.split("/")[0] for p in l.split()[1:]}
     fails.check({"7070", "8080"} <= exposed, "EXPOSE lacks 7070 or 8080: %s" % sorted(exposed))
     fails.check(any(l.startswith("COPY --from=") for l in instr), "no COPY --from the build stage")
-    fails.check("UNVERIFIED" in text, "the Dockerfile does not say it is unverified here")
+    fails.check("UNVERIFIED" not in text and "scripts/container" in text,
+                "the Dockerfile should name scripts/container, which builds and runs it")
+    check_allowlist(fails)
     pkgs = runtime_packages(instr)
     # --allocator mimalloc dlopens libmimalloc.so.2 at run time: ldd cannot see it.
     fails.check("libmimalloc2.0" in pkgs, "the runtime stage lacks libmimalloc2.0")
@@ -427,8 +430,28 @@ def cmd_dockerfile(binary=None):
             checked += 1
             fails.check(pkg in pkgs, "ingestd needs %s from %s, which the runtime stage does "
                         "not install" % (lib, pkg))
-    fails.done("Dockerfile structure (not built: no container engine here); %d shared "
-               "libraries of the built ingestd come from runtime packages" % checked)
+    fails.done("Dockerfile structure and context allowlist; %d shared libraries of the built "
+               "ingestd come from runtime packages (scripts/container builds and runs it: "
+               "deploy.container)" % checked)
+
+
+def check_allowlist(fails):
+    """Dockerfile.dockerignore is an allowlist ("*", then "!" entries) that lets in every folder
+    the top-level CMakeLists.txt adds outside BUILD_TESTING, and the CMake files."""
+    with open(os.path.join(DEPLOY, "Dockerfile.dockerignore")) as f:
+        lines = [l.strip() for l in f if l.strip() and not l.lstrip().startswith("#")]
+    fails.check(lines and lines[0] == "*", "Dockerfile.dockerignore does not start with \"*\" "
+                "(an allowlist leaves everything out first)")
+    allowed = {l[1:].strip("/") for l in lines if l.startswith("!")}
+    with open(os.path.join(DEPLOY, "..", "CMakeLists.txt")) as f:
+        top = f.read()
+    # Folders added under if(BUILD_TESTING) are not built in the image (-DBUILD_TESTING=OFF).
+    top = re.sub(r"^if\(BUILD_TESTING\).*?^endif\(\)", "", top, flags=re.M | re.S)
+    subdirs = re.findall(r"^\s*add_subdirectory\(\s*([^\s)]+)", top, re.M)
+    fails.check(subdirs, "no add_subdirectory found in CMakeLists.txt")
+    for d in subdirs + ["CMakeLists.txt", "CMakePresets.json"]:
+        fails.check(d in allowed, "Dockerfile.dockerignore does not let in %s (add \"!%s\")"
+                    % (d, d))
 
 
 def cmd_systemd(exec_path="/bin/true", analyze="systemd-analyze"):
@@ -454,6 +477,9 @@ def cmd_systemd(exec_path="/bin/true", analyze="systemd-analyze"):
         level = re.search(r"Overall exposure level for \S+: ([\d.]+)", out)
         fails.check(rc == 0, "systemd-analyze security: exposure above 2.0 (exit %d):\n%s"
                     % (rc, out[-3000:]))
+    # Readiness: ingestd sends READY=1, STOPPING=1 and WATCHDOG=1 itself (server/notify.c).
+    for key in ("Type=notify", "NotifyAccess=main", "WatchdogSec="):
+        fails.check(re.search(r"^" + re.escape(key), unit, re.M), "unit lacks " + key)
     for key in ("ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes", "LimitNOFILE=",
                 "MemoryMax=", "Restart=on-failure", "EnvironmentFile=", "DynamicUser=yes"):
         fails.check(re.search(r"^" + re.escape(key), unit, re.M), "unit lacks " + key)
