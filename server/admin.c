@@ -11,7 +11,7 @@
 #include "base/text.h"
 #include "server/config.h"
 
-#define LEVER_KEYS "pool, pool-retain, trim-interval, memory-limit"
+#define LEVER_KEYS "pool, parse, pool-retain, trim-interval, memory-limit"
 #define ALLOCS_TOP_DEFAULT 50
 #define ALLOCS_TOP_MAX 100000
 
@@ -125,9 +125,9 @@ static void write_config_object(FILE *out, const srv_levers_t *l)
     format_duration(l->trim_interval_ms, trim, sizeof trim);
     format_bytes(l->memory_limit, limit, sizeof limit);
     fprintf(out,
-            "{\"pool\":\"%s\",\"pool-retain\":\"%s\",\"trim-interval\":\"%s\","
-            "\"memory-limit\":\"%s\"}",
-            l->pool ? "on" : "off", retain, trim, limit);
+            "{\"pool\":\"%s\",\"parse\":\"%s\",\"pool-retain\":\"%s\","
+            "\"trim-interval\":\"%s\",\"memory-limit\":\"%s\"}",
+            l->pool ? "on" : "off", srv_parse_name((srv_parse_t)l->parse), retain, trim, limit);
 }
 
 int srv_admin_write_config(FILE *out, const srv_levers_t *l)
@@ -233,6 +233,16 @@ static int put_pool(const json_t *val, srv_levers_t *l, char *err, size_t errsz)
     return bad_value("pool", val, allowed, err, errsz);
 }
 
+static int put_parse(const json_t *val, srv_levers_t *l, char *err, size_t errsz)
+{
+    srv_parse_t p;
+    if (json_is_string(val) && srv_parse_parse(json_string_value(val), &p) == 0) {
+        l->parse = (int)p;
+        return 0;
+    }
+    return bad_value("parse", val, "\"scan\" or \"tree\"", err, errsz);
+}
+
 static int put_retain(const json_t *val, srv_levers_t *l, char *err, size_t errsz)
 {
     static const char *allowed = "a percent from 0 to 10000 (number or string), or \"off\"";
@@ -329,6 +339,8 @@ int srv_admin_config_put(const char *body, size_t len, const srv_levers_t *cur, 
         int rc;
         if (strcmp(key, "pool") == 0) {
             rc = put_pool(val, &l, err, errsz);
+        } else if (strcmp(key, "parse") == 0) {
+            rc = put_parse(val, &l, err, errsz);
         } else if (strcmp(key, "pool-retain") == 0) {
             rc = put_retain(val, &l, err, errsz);
         } else if (strcmp(key, "trim-interval") == 0) {
@@ -345,6 +357,7 @@ int srv_admin_config_put(const char *body, size_t len, const srv_levers_t *cur, 
         }
     }
     *changed = (l.pool != cur->pool ? SRV_LEVER_POOL : 0u) |
+               (l.parse != cur->parse ? SRV_LEVER_PARSE : 0u) |
                (l.pool_retain != cur->pool_retain ? SRV_LEVER_RETAIN : 0u) |
                (l.trim_interval_ms != cur->trim_interval_ms ? SRV_LEVER_TRIM : 0u) |
                (l.memory_limit != cur->memory_limit ? SRV_LEVER_LIMIT : 0u);

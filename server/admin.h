@@ -38,6 +38,7 @@ typedef ing_type_count_t srv_vars_type_t; /* type (borrowed), count */
 /* The live levers: what /debug/config reads and changes without a restart. */
 typedef struct {
     int pool;                  /* 1 pooled, 0 naive */
+    int parse;                 /* srv_parse_t: scan or tree */
     int pool_retain;           /* percent 0..SRV_LEVER_RETAIN_MAX, or -1 (POOL_RETAIN_OFF) */
     uint64_t trim_interval_ms; /* 0: off */
     uint64_t memory_limit;     /* bytes, 0: off */
@@ -93,7 +94,8 @@ int srv_admin_write_vars(FILE *out, const srv_vars_t *v);
 
 /* ---- GET and PUT /debug/config ---- */
 
-/* Writes {"pool":"on","pool-retain":"100","trim-interval":"30s","memory-limit":"off"} and a
+/* Writes {"pool":"on","parse":"scan","pool-retain":"100","trim-interval":"30s",
+ * "memory-limit":"off"} and a
  * newline: each value a string in its flag's syntax, so the body can be PUT back unchanged.
  * Returns 0 or -EIO. */
 int srv_admin_write_config(FILE *out, const srv_levers_t *l);
@@ -103,9 +105,11 @@ int srv_admin_write_config(FILE *out, const srv_levers_t *l);
 #define SRV_LEVER_RETAIN 2u
 #define SRV_LEVER_TRIM 4u
 #define SRV_LEVER_LIMIT 8u
+#define SRV_LEVER_PARSE 16u
 
 /* Parses a PUT /debug/config body: a JSON object with any of the keys
  *   "pool"           true|false|"on"|"off"
+ *   "parse"          "scan"|"tree"
  *   "pool-retain"    0..10000 or "PERCENT" or "off"
  *   "trim-interval"  "DURATION" (ms, s, m, h; 1ms..24h) or "off"
  *   "memory-limit"   BYTES as a number or "BYTES" (K, KiB, M, MiB, G, GiB, T, TiB) or "off"

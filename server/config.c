@@ -36,6 +36,7 @@ typedef enum {
     K_RETAIN,       /* int, PERCENT|off */
     K_SINK,         /* char sink[] */
     K_LOGFMT,       /* srv_log_format_t */
+    K_PARSE,        /* srv_parse_t, scan|tree */
     K_ALLOW,        /* srv_allow_t */
     K_SWITCH,       /* int; "--name" alone means on, "--name=off" off */
 } kind_t;
@@ -65,6 +66,8 @@ static const flag_t flags[] = {
     {"workers", "N", K_UINT, F(workers), 1, 1024,
      "worker threads; the default is the number of usable CPUs"},
     {"pool", "on|off", K_BOOL, F(pool), 0, 0, "pooled blocks and per-event arena (off: naive)"},
+    {"parse", "scan|tree", K_PARSE, F(parse), 0, 0,
+     "judge events with the validating scanner, or with jansson's tree (pooled per --pool)"},
     {"allocator", "libc|mimalloc", K_ALLOCATOR, F(allocator), 0, 0,
      "allocator under the counting layer"},
     {"pool-retain", "PERCENT|off", K_RETAIN, F(pool_retain), 0, 10000,
@@ -120,6 +123,7 @@ void srv_config_defaults(srv_config_t *cfg)
         cfg->workers = 1024;
     }
     cfg->pool = 1;
+    cfg->parse = SRV_PARSE_SCAN;
     cfg->allocator = MEM_ALLOCATOR_LIBC;
     cfg->pool_retain = 100;
     cfg->trim_interval_ms = 10 * MS_PER_S;
@@ -425,6 +429,9 @@ static void format_value(const srv_config_t *cfg, const flag_t *f, char *buf, si
     case K_LOGFMT:
         snprintf(buf, sz, "%s", cfg->log_format == SRV_LOG_JSON ? "json" : "text");
         break;
+    case K_PARSE:
+        snprintf(buf, sz, "%s", srv_parse_name((srv_parse_t)cfg->parse));
+        break;
     }
 }
 
@@ -472,6 +479,23 @@ static void allowed_text(const flag_t *f, char *buf, size_t sz)
         snprintf(buf, sz, "%s", f->metavar);
         break;
     }
+}
+
+const char *srv_parse_name(srv_parse_t p)
+{
+    return p == SRV_PARSE_TREE ? "tree" : "scan";
+}
+
+int srv_parse_parse(const char *s, srv_parse_t *out)
+{
+    if (strcmp(s, "scan") == 0) {
+        *out = SRV_PARSE_SCAN;
+    } else if (strcmp(s, "tree") == 0) {
+        *out = SRV_PARSE_TREE;
+    } else {
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static int apply(srv_config_t *cfg, const flag_t *f, const char *v)
@@ -562,6 +586,14 @@ static int apply(srv_config_t *cfg, const flag_t *f, const char *v)
             return -EINVAL;
         }
         return 0;
+    case K_PARSE: {
+        srv_parse_t p;
+        if (srv_parse_parse(v, &p) != 0) {
+            return -EINVAL;
+        }
+        cfg->parse = (int)p;
+        return 0;
+    }
     }
     return -EINVAL;
 }

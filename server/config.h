@@ -16,6 +16,12 @@ typedef struct {
     char text[72]; /* as given (normalised), for logs */
 } srv_addr_t;
 
+/* How events are judged (--parse): the validating scanner, or jansson's tree. */
+typedef enum {
+    SRV_PARSE_SCAN = 0,
+    SRV_PARSE_TREE = 1,
+} srv_parse_t;
+
 typedef enum {
     SRV_LOG_TEXT = 0,
     SRV_LOG_JSON = 1,
@@ -29,6 +35,7 @@ typedef struct {
     srv_addr_t admin;
     unsigned workers;
     int pool;        /* 1 pooled, 0 naive */
+    int parse;       /* srv_parse_t */
     int allocator;   /* mem_allocator_t */
     int pool_retain; /* percent, or POOL_RETAIN_OFF */
     uint64_t trim_interval_ms;
@@ -77,6 +84,9 @@ int srv_parse_bytes(const char *s, uint64_t *out);
 int srv_parse_duration_ms(const char *s, uint64_t *out);
 /* A decimal integer in [min, max]. */
 int srv_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* "scan" or "tree"; and the name of a srv_parse_t. */
+int srv_parse_parse(const char *s, srv_parse_t *out);
+const char *srv_parse_name(srv_parse_t p);
 /* "on"/"off" (also true/false, 1/0, yes/no). */
 int srv_parse_bool(const char *s, int *out);
 

@@ -216,6 +216,7 @@ static void limit_changed(srv_control_t *c)
 static void current_levers(srv_control_t *c, srv_levers_t *l)
 {
     l->pool = atomic_load(&c->sh->pooled);
+    l->parse = atomic_load(&c->sh->parse);
     l->pool_retain = pool_retain(c->sh->pool);
     l->trim_interval_ms = atomic_load(&c->sh->trim_interval_ms);
     l->memory_limit = atomic_load(&c->sh->memory_limit);
@@ -308,6 +309,10 @@ static void apply_levers(srv_control_t *c, const srv_levers_t *next, unsigned ch
     if (changed & SRV_LEVER_LIMIT) {
         atomic_store(&sh->memory_limit, next->memory_limit);
         limit_changed(c);
+    }
+    if (changed & SRV_LEVER_PARSE) {
+        atomic_store(&sh->parse, next->parse);
+        wake_all(c); /* each worker swaps its judge's strategy between reads */
     }
     if (changed & SRV_LEVER_POOL) {
         atomic_store(&sh->pooled, next->pool);

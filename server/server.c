@@ -250,6 +250,7 @@ int srv_server_create(const srv_config_t *cfg, srv_server_t **out)
     sh->nworkers = cfg->workers;
     sh->start_ns = uv_hrtime();
     atomic_init(&sh->pooled, cfg->pool);
+    atomic_init(&sh->parse, cfg->parse);
     atomic_init(&sh->trim_interval_ms, cfg->trim_interval_ms);
     atomic_init(&sh->memory_limit, cfg->memory_limit);
     for (unsigned i = 0; i < sh->nworkers; i++) {

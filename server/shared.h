@@ -68,6 +68,7 @@ typedef struct {
     _Atomic int draining;
     _Atomic int mem_over;
     _Atomic int pooled;
+    _Atomic int parse; /* srv_parse_t */
     _Atomic uint64_t trim_interval_ms;
     _Atomic uint64_t memory_limit;
 

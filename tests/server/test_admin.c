@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "server/admin.h"
+#include "server/config.h"
 
 /* What a writer produced, as a string (new, free() it). */
 typedef int (*writer_fn)(FILE *out, const void *arg);
@@ -192,14 +193,17 @@ static void test_get_config_writes_each_lever_in_its_flag_syntax(void **state)
     (void)state;
     srv_levers_t l = defaults();
     char *text = capture(write_config, &l);
-    assert_string_equal(text, "{\"pool\":\"on\",\"pool-retain\":\"100\",\"trim-interval\":\"10s\","
-                              "\"memory-limit\":\"off\"}\n");
+    assert_string_equal(text, "{\"pool\":\"on\",\"parse\":\"scan\",\"pool-retain\":\"100\","
+                              "\"trim-interval\":\"10s\",\"memory-limit\":\"off\"}\n");
     free(text);
-    l = (srv_levers_t){
-        .pool = 0, .pool_retain = -1, .trim_interval_ms = 1500, .memory_limit = 512ull << 20};
+    l = (srv_levers_t){.pool = 0,
+                       .parse = SRV_PARSE_TREE,
+                       .pool_retain = -1,
+                       .trim_interval_ms = 1500,
+                       .memory_limit = 512ull << 20};
     text = capture(write_config, &l);
-    assert_string_equal(text, "{\"pool\":\"off\",\"pool-retain\":\"off\",\"trim-interval\":"
-                              "\"1500ms\",\"memory-limit\":\"512MiB\"}\n");
+    assert_string_equal(text, "{\"pool\":\"off\",\"parse\":\"tree\",\"pool-retain\":\"off\","
+                              "\"trim-interval\":\"1500ms\",\"memory-limit\":\"512MiB\"}\n");
     free(text);
     l = (srv_levers_t){
         .pool = 1, .pool_retain = 0, .trim_interval_ms = 2 * 3600000, .memory_limit = 1000};
@@ -264,6 +268,12 @@ static void test_put_config_sets_levers_and_reports_what_changed(void **state)
     assert_int_equal(next.memory_limit, 1048576);
     assert_int_equal(changed, SRV_LEVER_RETAIN | SRV_LEVER_LIMIT);
 
+    assert_int_equal(put("{\"parse\":\"tree\"}", &cur, &next, &changed, err), 200);
+    assert_int_equal(next.parse, SRV_PARSE_TREE);
+    assert_int_equal(changed, SRV_LEVER_PARSE);
+    assert_int_equal(put("{\"parse\":\"scan\"}", &cur, &next, &changed, err), 200);
+    assert_int_equal(changed, 0); /* scan is the current strategy */
+
     assert_int_equal(put("{\"pool\":true,\"pool-retain\":\"100\",\"trim-interval\":\"10s\"}", &cur,
                          &next, &changed, err),
                      200);
@@ -285,7 +295,8 @@ static void test_put_config_sets_levers_and_reports_what_changed(void **state)
 static void expect_400(const char *body, const char *needle)
 {
     srv_levers_t cur = defaults();
-    srv_levers_t next = {.pool = 7, .pool_retain = 7, .trim_interval_ms = 7, .memory_limit = 7};
+    srv_levers_t next = {
+        .pool = 7, .parse = 7, .pool_retain = 7, .trim_interval_ms = 7, .memory_limit = 7};
     srv_levers_t before = next;
     unsigned changed = 77;
     char err[200] = "";
@@ -305,10 +316,12 @@ static void test_put_config_answers_400_with_a_clear_error(void **state)
     expect_400("", "body is not valid JSON");
     expect_400(NULL, "body is not valid JSON");
     expect_400("{\"pool\":", "body is not valid JSON");
-    expect_400("[1,2]", "body must be a JSON object with any of: pool, pool-retain");
+    expect_400("[1,2]", "body must be a JSON object with any of: pool, parse, pool-retain");
+    expect_400("{\"parse\":\"fast\"}", "parse: \"fast\" is not \"scan\" or \"tree\"");
+    expect_400("{\"parse\":1}", "parse: 1 is not");
     expect_400("\"pool\"", "body must be a JSON object");
     expect_400("{\"gogc\":100}",
-               "unknown setting \"gogc\" (live settings: pool, pool-retain, trim-interval, "
+               "unknown setting \"gogc\" (live settings: pool, parse, pool-retain, trim-interval, "
                "memory-limit)");
     expect_400("{\"pool\":\"off\",\"pool\":\"on\"}", "duplicate");
     expect_400("{\"pool\":1}", "pool: 1 is not true, false, \"on\" or \"off\"");

@@ -344,7 +344,8 @@ static void test_every_admin_endpoint_answers_with_its_status_and_shape(void **s
     json_decref(j);
 
     assert_int_equal(call(s.admin_port, "GET", "/debug/config", NULL, &j), 200);
-    assert_int_equal(json_object_size(j), 4);
+    assert_int_equal(json_object_size(j), 5);
+    assert_string_equal(jstr(j, "parse", NULL), "scan");
     assert_string_equal(jstr(j, "pool-retain", NULL), "100");
     json_decref(j);
     assert_int_equal(call(s.admin_port, "PUT", "/debug/config", "{\"pool-retain\":-5}", &j), 400);
