@@ -33,11 +33,24 @@ int lg_mode_parse(const char *name, lg_mode_t *out)
     } else {
         return -EINVAL;
     }
-    if (strcmp(plus + 1, "libc") != 0 && strcmp(plus + 1, "mimalloc") != 0) {
+    /* ALLOCATOR[+PARSE]: without a parse part the server's default strategy runs and no
+     * --parse is passed, so a mode list also works against a server older than --parse. */
+    const char *alloc = plus + 1;
+    const char *plus2 = strchr(alloc, '+');
+    size_t an = plus2 != NULL ? (size_t)(plus2 - alloc) : strlen(alloc);
+    if (!((an == 4 && strncmp(alloc, "libc", 4) == 0) ||
+          (an == 8 && strncmp(alloc, "mimalloc", 8) == 0))) {
         return -EINVAL;
     }
-    snprintf(out->allocator, sizeof(out->allocator), "%s", plus + 1);
-    snprintf(out->name, sizeof(out->name), "%s+%s", out->pool ? "pool" : "naive", out->allocator);
+    snprintf(out->allocator, sizeof(out->allocator), "%.*s", (int)an, alloc);
+    if (plus2 != NULL) {
+        if (strcmp(plus2 + 1, "scan") != 0 && strcmp(plus2 + 1, "tree") != 0) {
+            return -EINVAL;
+        }
+        snprintf(out->parse, sizeof(out->parse), "%s", plus2 + 1);
+    }
+    snprintf(out->name, sizeof(out->name), "%s+%s%s%s", out->pool ? "pool" : "naive",
+             out->allocator, out->parse[0] != '\0' ? "+" : "", out->parse);
     return 0;
 }
 
@@ -62,7 +75,7 @@ int lg_modes_parse(const char *list, lg_compare_config_t *cfg)
 void lg_compare_config_default(lg_compare_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    lg_modes_parse("naive+libc,naive+mimalloc,pool+libc,pool+mimalloc", cfg);
+    lg_modes_parse(LG_DEFAULT_MODES, cfg);
     cfg->repeat = 3;
     cfg->pin_server = -1;
     cfg->pin_loadgen = -1;
@@ -205,6 +218,10 @@ static int one_run(const lg_compare_config_t *cfg, const lg_mode_t *m, unsigned 
     argv[ac++] = m->pool ? "on" : "off";
     argv[ac++] = "--allocator";
     argv[ac++] = m->allocator;
+    if (m->parse[0] != '\0') {
+        argv[ac++] = "--parse";
+        argv[ac++] = m->parse;
+    }
     for (unsigned i = 0; i < cfg->nserver_args; i++) {
         argv[ac++] = cfg->server_args[i];
     }
@@ -359,8 +376,9 @@ int lg_compare(const lg_compare_config_t *cfg)
     res.env.pin_loadgen = cfg->pin_loadgen;
     for (unsigned i = 0; i < nm; i++) {
         lg_result_set_mode(&res, i, cfg->modes[i].name);
-        res.modes[i].attrs = json_pack("{s:b,s:s}", "pool", cfg->modes[i].pool, "allocator",
-                                       cfg->modes[i].allocator);
+        res.modes[i].attrs = json_pack(
+            "{s:b,s:s,s:s}", "pool", cfg->modes[i].pool, "allocator", cfg->modes[i].allocator,
+            "parse", cfg->modes[i].parse[0] != '\0' ? cfg->modes[i].parse : "default");
     }
     /* The baseline: naive+libc, else the first naive+libc+... mode, else the first mode. */
     int base = lg_result_find_mode(&res, "naive+libc");

@@ -10,12 +10,16 @@
 #include "lg_run.h"
 
 #define LG_MAX_MODES 8
+/* The default comparison: the memory axis under jansson's tree (naive, pooled, pooled on
+ * mimalloc) and the parse axis (pooled tree vs pooled scan). */
+#define LG_DEFAULT_MODES "naive+libc+tree,pool+libc+tree,pool+mimalloc+tree,pool+libc+scan"
 #define LG_MAX_SERVER_ARGS 16
 
 typedef struct {
-    char name[32]; /* "naive+libc", "pool+mimalloc", ... */
+    char name[48]; /* "naive+libc", "pool+mimalloc+scan", ... */
     bool pool;
     char allocator[16]; /* "libc" or "mimalloc" */
+    char parse[8];      /* "scan", "tree", or "" (not passed: the server's default) */
 } lg_mode_t;
 
 typedef struct {
@@ -38,8 +42,9 @@ typedef struct {
     char *const *argv;
 } lg_compare_config_t;
 
-/* Parses "naive+libc", "pool+mimalloc" etc. ("pooled" and "off"/"on" spellings too). Returns 0
- * or -EINVAL. */
+/* Parses POOL+ALLOCATOR[+PARSE]: "naive+libc", "pool+mimalloc+scan" etc. ("pooled" and
+ * "off"/"on" spellings too); PARSE is scan or tree, and without it no --parse is passed (the
+ * server's default). Returns 0 or -EINVAL. */
 int lg_mode_parse(const char *name, lg_mode_t *out);
 
 /* Parses a comma-separated list of modes into cfg. Returns 0 or -EINVAL. */

@@ -240,12 +240,13 @@ def check_compare(lg, server, extra=()):
         rc, out, err = loadgen(lg, "compare", "--server", server, "--quick", "--json", js,
                                "--html", page, *extra)
         assert rc == 0, (rc, out, err)
-        modes = ["naive+libc", "naive+mimalloc", "pool+libc", "pool+mimalloc"]
+        # The default list: the memory axis under the tree, and pooled scan beside it.
+        modes = ["naive+libc+tree", "pool+libc+tree", "pool+mimalloc+tree", "pool+libc+scan"]
         for m in modes:
             assert re.search(r"^%s\s" % re.escape(m), out, re.M), out
         with open(js) as f:
             j = json.load(f)
-        assert j["ok"] is True and j["baseline"] == "naive+libc"
+        assert j["ok"] is True and j["baseline"] == "naive+libc+tree"
         assert [m["name"] for m in j["modes"]] == modes
         for m in j["modes"]:
             for k in MEDIAN_KEYS:
