@@ -111,13 +111,12 @@ static const char *const fragments[] = {
 const char *jg_fragment(uint64_t pick, size_t *len)
 {
     size_t n = sizeof(fragments) / sizeof(fragments[0]);
-    const char *f = fragments[pick % (n + 1)];
     if (pick % (n + 1) == n) {
         *len = 1;
         return "\0"; /* a raw NUL byte */
     }
-    *len = strlen(f);
-    return f;
+    *len = strlen(fragments[pick % (n + 1)]);
+    return fragments[pick % (n + 1)];
 }
 
 static void string_body(jg_t *g, unsigned maxlen, int fancy)
