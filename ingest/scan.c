@@ -535,7 +535,7 @@ static ALWAYS_INLINE const char *scan_number(scan_t *s, const char *p, int simd)
 }
 
 /* p at the first letter of an expected literal word[0..n): rule 3. */
-static const char *scan_literal(scan_t *s, const char *p, const char *word, size_t n)
+static ALWAYS_INLINE const char *scan_literal(scan_t *s, const char *p, const char *word, size_t n)
 {
     size_t avail = (size_t)(s->end - p);
 
@@ -557,91 +557,107 @@ static const char *scan_literal(scan_t *s, const char *p, const char *word, size
 
 enum { TYPE_NONE, TYPE_OK, TYPE_BAD };
 
+/* Skips whitespace; jumps to eoi when the input ends. */
+#define SKIP_WS_OR_EOI()                                                                           \
+    do {                                                                                           \
+        p = skip_ws(p, end, simd);                                                                 \
+        if (p == end) {                                                                            \
+            goto eoi;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* Pushes a level; a word of the stack is written whole when its first level is pushed. */
+#define PUSH(is_obj)                                                                               \
+    do {                                                                                           \
+        uint64_t bit_ = (uint64_t)1 << (depth & 63);                                               \
+        uint64_t word_ = (depth & 63) != 0 ? stack[depth >> 6] & ~bit_ : 0;                        \
+        stack[depth >> 6] = (is_obj) ? word_ | bit_ : word_;                                       \
+        depth++;                                                                                   \
+        in_object = is_obj;                                                                        \
+    } while (0)
+
+/* The state machine. Labels: open_object/open_array just after '{'/'[', value at the first
+ * byte of a value inside a container, after just after one, close just after '}'/']', key at
+ * the '"' of a member name. Nesting (rule 6) is checked once per container: a container at
+ * depth ING_SCAN_MAX_DEPTH must be empty. */
 static ALWAYS_INLINE int scan_core(const char *line, size_t len, int element, size_t *consumed,
                                    ing_scan_result_t *out, int simd)
 {
     scan_t s = {line, line + len, NULL, NULL, element, 0};
-    const char *p = line, *end = line + len;
+    const char *p = line, *end = line + len, *q;
     uint64_t stack[ING_SCAN_MAX_DEPTH / 64]; /* bit set: an object at that level */
     unsigned depth = 0;                      /* open containers */
-    int root_object = 0, want_type = 0, type_state = TYPE_NONE;
+    int in_object = 0, root_object = 0, type_state = TYPE_NONE, esc;
     const char *type = NULL, *type_at = NULL, *reason;
     const char *type_reason = "no \"type\" member";
     size_t type_len = 0;
+    char c;
 
-value:
-    p = skip_ws(p, end, simd);
-    if (p == end) {
-        goto eoi;
-    }
-    if (depth >= ING_SCAN_MAX_DEPTH) {
-        reason = "maximum nesting depth reached";
-        goto fail;
-    }
-    int is_type = want_type;
-    want_type = 0;
-    if (is_type) {
-        type_state = TYPE_BAD;
-        type_at = p;
-        type_reason = "\"type\" is not a string";
-    }
+    SKIP_WS_OR_EOI();
     switch (*p) {
-    case '"': {
-        int esc = 0;
-        const char *q = scan_string(&s, p + 1, 0, &esc, simd);
+    case '{':
+        root_object = 1;
+        PUSH(1);
+        p++;
+        goto open_object;
+    case '[':
+        PUSH(0);
+        p++;
+        goto open_array;
+    case '"':
+        esc = 0;
+        q = scan_string(&s, p + 1, 0, &esc, simd);
         if (q == NULL) {
             goto failed;
         }
-        if (is_type) {
-            const char *t = p + 1;
-            size_t n = (size_t)(q - t);
-            int nul = 0;
-            if (esc) {
-                n = decode_string(t, q, out->buf, ING_TYPE_MAX, &nul);
-                t = out->buf;
-            }
-            if (nul) {
-                type_reason = "\"type\" contains a NUL byte";
-            } else if (n == 0) {
-                type_reason = "\"type\" is empty";
-            } else if (n > ING_TYPE_MAX) {
-                type_reason = "\"type\" is longer than 128 bytes";
-            } else {
-                type_state = TYPE_OK;
-                type = t;
-                type_len = n;
-            }
+        p = q + 1;
+        goto done;
+    default:
+        goto value;
+    }
+
+open_object:
+    SKIP_WS_OR_EOI();
+    if (*p == '}') {
+        p++;
+        goto close;
+    }
+    if (depth == ING_SCAN_MAX_DEPTH) {
+        reason = "maximum nesting depth reached";
+        goto fail;
+    }
+    goto key;
+
+open_array:
+    SKIP_WS_OR_EOI();
+    if (*p == ']') {
+        p++;
+        goto close;
+    }
+    if (depth == ING_SCAN_MAX_DEPTH) {
+        reason = "maximum nesting depth reached";
+        goto fail;
+    }
+    /* fall through to value */
+
+value:
+    switch (*p) {
+    case '"':
+        esc = 0;
+        q = scan_string(&s, p + 1, 0, &esc, simd);
+        if (q == NULL) {
+            goto failed;
         }
         p = q + 1;
         goto after;
-    }
     case '{':
-        root_object |= depth == 0;
-        stack[depth >> 6] |= (uint64_t)1 << (depth & 63);
-        depth++;
-        p = skip_ws(p + 1, end, simd);
-        if (p == end) {
-            goto eoi;
-        }
-        if (*p == '}') {
-            p++;
-            depth--;
-            goto after;
-        }
-        goto key;
+        PUSH(1);
+        p++;
+        goto open_object;
     case '[':
-        stack[depth >> 6] &= ~((uint64_t)1 << (depth & 63));
-        depth++;
-        p = skip_ws(p + 1, end, simd);
-        if (p == end) {
-            goto eoi;
-        }
-        if (*p == ']') {
-            p++;
-            depth--;
-            goto after;
-        }
-        goto value;
+        PUSH(0);
+        p++;
+        goto open_array;
     case '-':
     case '0':
     case '1':
@@ -675,29 +691,38 @@ value:
     if (p < end && *p == '\0') {
         p++;
     }
-after:
     if (depth == 0) {
         goto done;
     }
-    p = skip_ws(p, end, simd);
+    goto after;
+
+close:
+    depth--;
+    if (depth == 0) {
+        goto done;
+    }
+    in_object = (int)(stack[(depth - 1) >> 6] >> ((depth - 1) & 63)) & 1;
+
+after:
     if (p == end) {
         goto eoi;
     }
-    int in_object = (int)(stack[(depth - 1) >> 6] >> ((depth - 1) & 63)) & 1;
-    if (*p == ',') {
-        p = skip_ws(p + 1, end, simd);
-        if (p == end) {
-            goto eoi;
-        }
-        if (!in_object) {
-            goto value;
-        }
-        goto key;
+    c = *p;
+    if ((unsigned char)c <= ' ') {
+        SKIP_WS_OR_EOI();
+        c = *p;
     }
-    if (*p == (in_object ? '}' : ']')) {
+    if (c == ',') {
         p++;
-        depth--;
-        goto after;
+        SKIP_WS_OR_EOI();
+        if (in_object) {
+            goto key;
+        }
+        goto value;
+    }
+    if (c == (in_object ? '}' : ']')) {
+        p++;
+        goto close;
     }
     reason = in_object ? "',' or '}' expected" : "',' or ']' expected";
     goto fail;
@@ -707,34 +732,70 @@ key:
         reason = "string or '}' expected";
         goto fail;
     }
-    {
-        int esc = 0;
+    esc = 0;
+    q = scan_string(&s, p + 1, 1, &esc, simd);
+    if (q == NULL) {
+        goto failed;
+    }
+    int is_type = 0;
+    if (depth == 1) {
         const char *k = p + 1;
-        const char *q = scan_string(&s, k, 1, &esc, simd);
-        if (q == NULL) {
-            goto failed;
+        if (!esc) {
+            is_type = q - k == 4 && memcmp(k, "type", 4) == 0;
+        } else {
+            char kb[5];
+            int nul;
+            is_type = decode_string(k, q, kb, sizeof(kb), &nul) == 4 && memcmp(kb, "type", 4) == 0;
         }
-        if (depth == 1) {
-            if (!esc) {
-                want_type = q - k == 4 && memcmp(k, "type", 4) == 0;
-            } else {
-                char kb[5];
-                int nul;
-                want_type =
-                    decode_string(k, q, kb, sizeof(kb), &nul) == 4 && memcmp(kb, "type", 4) == 0;
-            }
-        }
-        p = skip_ws(q + 1, end, simd);
-        if (p == end) {
-            goto eoi;
-        }
+    }
+    p = q + 1;
+    if (p == end || *p != ':') {
+        SKIP_WS_OR_EOI();
         if (*p != ':') {
             reason = "':' expected";
             goto fail;
         }
-        p++;
+    }
+    p++;
+    SKIP_WS_OR_EOI();
+    if (!is_type) {
         goto value;
     }
+    /* the value of a top-level "type" member: the last one decides (rules 8, 13) */
+    type_at = p;
+    if (*p != '"') {
+        type_state = TYPE_BAD;
+        type_reason = "\"type\" is not a string";
+        goto value;
+    }
+    esc = 0;
+    q = scan_string(&s, p + 1, 0, &esc, simd);
+    if (q == NULL) {
+        goto failed;
+    }
+    {
+        const char *t = p + 1;
+        size_t n = (size_t)(q - t);
+        int nul = 0;
+        if (esc) {
+            n = decode_string(t, q, out->buf, ING_TYPE_MAX, &nul);
+            t = out->buf;
+        }
+        type_state = TYPE_BAD;
+        if (nul) {
+            type_reason = "\"type\" contains a NUL byte";
+        } else if (n == 0) {
+            type_reason = "\"type\" is empty";
+        } else if (n > ING_TYPE_MAX) {
+            type_reason = "\"type\" is longer than 128 bytes";
+        } else {
+            type_state = TYPE_OK;
+            type = t;
+            type_len = n;
+        }
+    }
+    p = q + 1;
+    goto after;
 
 done:
     if (element) {
