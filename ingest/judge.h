@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "ingest/scan.h"
 #include "ingest/verdict.h"
 #include "pool/arena.h"
 #include "pool/pool.h"
@@ -19,16 +20,12 @@
  * string values are accepted. Limits left from jansson: reals that overflow a double, nesting
  * deeper than JSON_PARSER_MAX_DEPTH (2048) and "\u0000" inside an object key are parse errors. */
 
-/* The strategies. Not a registry: a switch in judge.c picks the function. Adding the scanner
- * (issue 10, ingest/scan.h: ing_scan_line(line, len, &result)): an ING_PARSE_SCAN value here; a
- * case in judge.c's strategy() and ing_parse_name(); an ing_judge_fn beside them that calls
- * ing_scan_line, points out->type at the scanner's slice (or at j->type, the buffer it decodes
- * an escaped type into), and when want_detail formats its reason and offset into j->detail; and
- * a case in ing_judge_value_end that answers with the scanner's value end. Nothing else in the
- * ingest layer or the server changes: they hold a judge, not a strategy. */
+/* The strategies. Not a registry: a switch in judge.c picks the function; the ingest layer and
+ * the server hold a judge, not a strategy. */
 typedef enum {
     ING_PARSE_TREE_NAIVE = 0, /* jansson tree on its fallback allocator (malloc), json_decref */
     ING_PARSE_TREE_POOLED,    /* jansson tree in the judge's arena over pool blocks, one reset */
+    ING_PARSE_SCAN,           /* the validating scanner (scan.h): one pass, builds nothing */
 } ing_parse_t;
 
 /* What a judgement says besides the verdict. */
@@ -58,6 +55,12 @@ struct ing_judge {
     arena_t arena;     /* ING_PARSE_TREE_POOLED: the tree's memory, empty between events */
     char type[ING_TYPE_MAX + 1]; /* the accepted type, copied out of the tree */
     char detail[192];            /* the last rejection's text */
+    /* ING_PARSE_SCAN: the scanner's last answer, and the value ing_judge_value_end found (the
+     * next ing_judge_line on exactly p[0..n) takes its judgement instead of scanning again). */
+    ing_scan_result_t scan;
+    const char *known_p;
+    size_t known_n;
+    ing_verdict_t known_v;
 };
 
 /* Initialises j with strategy parse. cache serves the arena's blocks (pooled tree); big_alloc /

@@ -87,6 +87,8 @@ int srv_expo_snapshot(srv_shared_t *sh, srv_snapshot_t *s)
     s->mem_over = (uint64_t)atomic_load(&sh->mem_over);
     s->memory_limit = atomic_load(&sh->memory_limit);
     s->pooled = (uint64_t)atomic_load(&sh->pooled);
+    s->parse_scan = atomic_load(&sh->parse) == SRV_PARSE_SCAN;
+    s->parse_tree = !s->parse_scan;
     s->workers = sh->nworkers;
     s->allocator_verified = (uint64_t)sh->allocator_verified;
     s->types = gather_types(sh, &s->ntypes);
@@ -216,6 +218,10 @@ static const row_t rows[] = {
     U("ingestd_memory_limit_bytes", "gauge", "--memory-limit (0: off).", NULL, memory_limit),
     U("ingestd_pool_enabled", "gauge",
       "1 while workers pool blocks, 0 in naive mode (live; PUT /debug/config).", NULL, pooled),
+    U("ingestd_parse_strategy", "gauge",
+      "1 for the strategy judging events (--parse, live: PUT /debug/config), 0 for the other.",
+      "strategy=\"scan\"", parse_scan),
+    MORE_U("ingestd_parse_strategy", "strategy=\"tree\"", parse_tree),
     U("ingestd_workers", "gauge", "Worker threads.", NULL, workers),
     U("ingestd_allocator_verified", "gauge",
       "1 when a probe allocation came from the allocator --allocator names.", NULL,

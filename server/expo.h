@@ -36,6 +36,8 @@ typedef struct {
     uint64_t mem_over;
     uint64_t memory_limit;
     uint64_t pooled;
+    uint64_t parse_scan; /* 1 while events are judged by the scanner */
+    uint64_t parse_tree; /* 1 while by jansson's tree */
     uint64_t workers;
     uint64_t allocator_verified;
     srv_vars_type_t *types; /* new (mem_free via srv_expo_release); NULL when out of memory */

@@ -380,6 +380,14 @@ static int http_shedding(void *ctx)
     return srv_policy_shedding(&w->pause);
 }
 
+/* The judge's array seam: a JSON array body is read once under the scanner. */
+static size_t http_value_end(void *ctx, const char *p, size_t n)
+{
+    srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
+    return ing_judge_value_end(&w->judge, p, n);
+}
+
 static int http_on_get(void *ctx, const char *path, srv_http_reply_t *reply)
 {
     srv_conn_t *c = ctx;
@@ -425,6 +433,7 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
             .on_get = http_on_get,
             .shedding = http_shedding,
             .on_request_done = http_on_request_done,
+            .value_end = http_value_end,
         };
         srv_conn_http_init(c, &lim, &cbs);
     }
@@ -443,16 +452,27 @@ static void on_http_connection(uv_stream_t *server, int status)
 
 /* ---- live levers and trims ---- */
 
-/* Switches this loop between pooled and naive at a safe point (the wake callback, between
- * reads): the parse path, and the assembly stock of every TCP connection. Blocks and buffers
- * taken in either mode come from the same allocator, so they go back correctly after it. */
-static void apply_mode(srv_worker_t *w, int pooled)
+/* The judge's strategy for --parse and the memory mode: the scanner builds nothing, so only the
+ * tree has a pooled and a naive form. */
+static ing_parse_t strategy(int pooled, int parse)
 {
+    if (parse == SRV_PARSE_SCAN) {
+        return ING_PARSE_SCAN;
+    }
+    return pooled ? ING_PARSE_TREE_POOLED : ING_PARSE_TREE_NAIVE;
+}
+
+/* Switches this loop's memory mode and parse strategy at a safe point (the wake callback,
+ * between reads): the judge's one pointer, and the assembly stock of every TCP connection.
+ * Blocks and buffers taken in either mode come from the same allocator, so they go back
+ * correctly after it. */
+static void apply_mode(srv_worker_t *w, int pooled, int parse)
+{
+    ing_judge_set(&w->judge, strategy(pooled, parse));
     if (w->pooled == pooled) {
         return;
     }
     w->pooled = pooled;
-    ing_judge_set(&w->judge, pooled ? ING_PARSE_TREE_POOLED : ING_PARSE_TREE_NAIVE);
     for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
         srv_conn_t *c = conn_of(l);
         if (c->kind == SRV_CONN_TCP) {
@@ -614,7 +634,7 @@ static void poll_flags(srv_worker_t *w)
         start_drain(w);
         return;
     }
-    apply_mode(w, atomic_load(&sh->pooled));
+    apply_mode(w, atomic_load(&sh->pooled), atomic_load(&sh->parse));
     answer_trim(w);
     if (atomic_load(&sh->mem_over)) {
         /* The control wakes every worker each memory check while over: probes rotate. */
@@ -664,8 +684,8 @@ static int setup(srv_worker_t *w)
     }
     sh->caches[w->id] = w->cache;
     w->pooled = atomic_load(&sh->pooled);
-    ing_judge_init(&w->judge, w->pooled ? ING_PARSE_TREE_POOLED : ING_PARSE_TREE_NAIVE, w->cache,
-                   mem_malloc, mem_free);
+    ing_judge_init(&w->judge, strategy(w->pooled, atomic_load(&sh->parse)), w->cache, mem_malloc,
+                   mem_free);
     r = sink_writer_create(sh->sink, &w->loop, on_sink_writable, w, &w->sink_w);
     if (r != 0) {
         srv_log("error", "sink writer", "error", strerror(r < 0 ? -r : r), NULL);

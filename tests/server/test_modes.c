@@ -114,12 +114,13 @@ static void test_naive_mimalloc_counts_everything_sent(void **state)
 
 /* Sends n copies of one event on one connection; returns mallocs per event after warm-up,
  * corrected for what the scrapes themselves allocate. */
-static double mallocs_per_event(const char *pool, long n)
+static double mallocs_per_event(const char *pool, const char *parse, long n)
 {
     ih_server_t s;
     ih_counts_t base, d;
     char a1[32];
-    const char *extra[] = {a1, "--workers=1", "--trim-interval=off", NULL};
+    char a2[32];
+    const char *extra[] = {a1, a2, "--workers=1", "--trim-interval=off", NULL};
     const char *ev = kinds[0];
     size_t evlen = strlen(ev);
     size_t per_chunk = 65536 / evlen;
@@ -129,6 +130,7 @@ static double mallocs_per_event(const char *pool, long n)
         memcpy(chunk + i * evlen, ev, evlen);
     }
     snprintf(a1, sizeof(a1), "--pool=%s", pool);
+    snprintf(a2, sizeof(a2), "--parse=%s", parse);
     assert_int_equal(ih_start(&s, extra), 0);
     int fd = ih_connect(s.tcp_port);
     assert_true(fd >= 0);
@@ -170,7 +172,7 @@ static double mallocs_per_event(const char *pool, long n)
     return (allocs < 0 ? 0 : allocs) / sent;
 }
 
-static void test_pooled_mode_makes_under_a_thousandth_allocation_per_event(void **state)
+static void test_pooled_tree_and_scan_make_under_a_thousandth_allocation_per_event(void **state)
 {
     (void)state;
     /* The asan preset frees every block on put (INGESTD_POOL_FREE_ON_PUT=1) so that ASan sees
@@ -179,14 +181,17 @@ static void test_pooled_mode_makes_under_a_thousandth_allocation_per_event(void 
     const char *fop = getenv("INGESTD_POOL_FREE_ON_PUT");
     char *saved = fop != NULL ? strdup(fop) : NULL;
     unsetenv("INGESTD_POOL_FREE_ON_PUT");
-    double pooled = mallocs_per_event("on", 1000000);
-    double naive = mallocs_per_event("off", 100000);
+    double pooled = mallocs_per_event("on", "tree", 1000000);
+    double scan = mallocs_per_event("on", "scan", 1000000);
+    double naive = mallocs_per_event("off", "tree", 100000);
     if (saved != NULL) {
         setenv("INGESTD_POOL_FREE_ON_PUT", saved, 1);
         free(saved);
     }
-    print_message("mallocs per event: pooled %.6f, naive %.3f\n", pooled, naive);
+    print_message("mallocs per event: pooled tree %.6f, pooled scan %.6f, naive tree %.3f\n",
+                  pooled, scan, naive);
     assert_true(pooled < 0.001);
+    assert_true(scan < 0.001);
     assert_true(naive > 1.0);
 }
 
@@ -197,7 +202,7 @@ int main(void)
         cmocka_unit_test(test_pooled_mimalloc_counts_everything_sent),
         cmocka_unit_test(test_naive_libc_counts_everything_sent),
         cmocka_unit_test(test_naive_mimalloc_counts_everything_sent),
-        cmocka_unit_test(test_pooled_mode_makes_under_a_thousandth_allocation_per_event),
+        cmocka_unit_test(test_pooled_tree_and_scan_make_under_a_thousandth_allocation_per_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
