@@ -14,8 +14,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "server/notify.h"
 #include "notify_sock.h"
+#include "server/notify.h"
 
 #define WAIT_MS 10000
 
