@@ -24,7 +24,7 @@ void ing_types_count(ing_types_t *t, const char *s, size_t n)
             break;
         }
         ing_type_slot_t *e = &t->types[slot - 1];
-        if (strncmp(e->name, s, n) == 0 && e->name[n] == '\0') {
+        if (t->len[slot - 1] == n && memcmp(e->name, s, n) == 0) {
             metrics_counter_add(&e->count, 1);
             return;
         }
@@ -36,6 +36,7 @@ void ing_types_count(ing_types_t *t, const char *s, size_t n)
     ing_type_slot_t *e = &t->types[used];
     memcpy(e->name, s, n);
     e->name[n] = '\0';
+    t->len[used] = (uint8_t)n;
     metrics_counter_add(&e->count, 1);
     t->index[i] = (uint8_t)(used + 1);
     atomic_store_explicit(&t->ntypes, used + 1, memory_order_release);

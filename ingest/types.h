@@ -28,6 +28,7 @@ typedef struct {
     ing_type_slot_t types[ING_TYPES_MAX];
     metrics_counter_t other;
     uint8_t index[2 * ING_TYPES_MAX]; /* open-addressing hash: slot + 1, 0 = empty; owner only */
+    uint8_t len[ING_TYPES_MAX];       /* each slot's name length (1..ING_TYPE_MAX); owner only */
 } ing_types_t;
 
 /* Counts one accepted event of type name[0..len): 1 <= len <= ING_TYPE_MAX, no NUL byte (the
