@@ -1021,8 +1021,9 @@ static int fake_open(const char *arg, const sink_backend_opts_t *o, void **st)
     return 0;
 }
 
-static ssize_t fake_write(void *st, const struct iovec *iov, int n)
+static ssize_t fake_write(void *st, const struct iovec *iov, const sink_backend_span_t *span, int n)
 {
+    (void)span;
     fake_t *f = st;
     if (f->gate != NULL && f->writes == 0) {
         while (sem_wait(f->gate) != 0) {
