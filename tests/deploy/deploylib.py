@@ -69,6 +69,9 @@ FLAGS = [
     "trim-interval", "max-event-bytes", "max-body-bytes", "max-header-bytes", "max-connections",
     "idle-timeout", "header-timeout", "body-timeout", "sink", "memory-limit", "shutdown-timeout",
     "log-format", "memtrace", "alloc-profile-rate",
+    "file-sync", "nats-stream", "nats-create-stream", "nats-replicas", "nats-creds",
+    "nats-token-file", "nats-tls", "nats-ca", "nats-batch-events", "nats-ack-timeout",
+    "nats-max-inflight", "nats-reconnect-buffer", "instance-id",
 ]
 
 
