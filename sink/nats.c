@@ -813,7 +813,7 @@ static void nats_stats(void *st, sink_stats_t *out)
     pthread_mutex_lock(&b->mu);
     out->nats = b->st;
     pthread_mutex_unlock(&b->mu);
-    out->nats.state = (sink_conn_state_t)atomic_load(&b->state);
+    out->nats.state = (uint64_t)atomic_load(&b->state);
 }
 
 const sink_backend_t sink_backend_nats = {

@@ -161,7 +161,7 @@ typedef struct {
     uint64_t inflight_bytes; /* gauge */
     uint64_t disconnects;
     uint64_t reconnects;
-    sink_conn_state_t state;
+    uint64_t state; /* a sink_conn_state_t (a plain integer, for the metrics table) */
     uint64_t ack_latency_count;
     double ack_latency_sum_seconds;
     uint64_t ack_latency_buckets[SINK_ACK_BUCKETS]; /* cumulative */
