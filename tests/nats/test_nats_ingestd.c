@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -103,6 +104,50 @@ static void test_nats_gone_at_shutdown_exits_non_zero_and_says_what_was_not_stor
     natsd_stop(&d);
 }
 
+/* Runs loadgen (LOADGEN_BIN) with args; returns its exit status or -1. */
+static int run_loadgen(const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(LOADGEN_BIN, (char *const *)args);
+        _exit(127);
+    }
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+static void
+test_loadgen_verify_nats_passes_when_the_stream_gained_every_event_and_fails_if_not(void **state)
+{
+    (void)state;
+    natsd_t d;
+    assert_int_equal(natsd_start(&d), 0);
+    char url[64], spec[96], verify[96];
+    natsd_url(&d, url, sizeof(url));
+    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u/%s", d.port, SUBJECT);
+    snprintf(verify, sizeof(verify), "nats://127.0.0.1:%u/%s", d.port, STREAM);
+    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+    const char *sinks[2] = {spec, "null"}; /* into the stream, then nowhere */
+    for (int i = 0; i < 2; i++) {
+        ih_server_t srv;
+        const char *extra[] = {"--sink", sinks[i], NULL};
+        assert_int_equal(ih_start(&srv, extra), 0);
+        char target[64], metrics[64];
+        snprintf(target, sizeof(target), "tcp://127.0.0.1:%u", srv.tcp_port);
+        snprintf(metrics, sizeof(metrics), "http://127.0.0.1:%u/metrics", srv.admin_port);
+        const char *args[] = {LOADGEN_BIN,     "run",   "--target",      target,
+                              "--events",      "20000", "--metrics",     metrics,
+                              "--verify-nats", verify,  "--no-progress", NULL};
+        assert_int_equal(run_loadgen(args), i == 0 ? 0 : 1);
+        assert_int_equal(ih_stop(&srv, SIGTERM), 0);
+        ih_cleanup(&srv);
+    }
+    natsd_stop(&d);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -111,6 +156,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_million_tcp_events_are_in_the_stream_exactly),
         cmocka_unit_test(test_nats_gone_at_shutdown_exits_non_zero_and_says_what_was_not_stored),
+        cmocka_unit_test(
+            test_loadgen_verify_nats_passes_when_the_stream_gained_every_event_and_fails_if_not),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
