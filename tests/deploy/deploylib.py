@@ -57,6 +57,13 @@ EXTRA = {
     "ingestd_http_responses_total": "counter",
     "ingestd_allocator_verified": "gauge",
     "ingestd_pool_enabled": "gauge",
+    "ingestd_sink_events_durable_total": "counter",
+    "ingestd_sink_events_lost_total": "counter",
+    "ingestd_sink_undurable_bytes": "gauge",
+    "ingestd_nats_connection_state": "gauge",
+    "ingestd_nats_messages_resent_total": "counter",
+    "ingestd_nats_inflight_messages": "gauge",
+    "ingestd_nats_ack_latency_seconds": "histogram",
 }
 KNOWN = dict(CONTRACT, **EXTRA)
 # Series Prometheus itself adds, which queries may use besides the contract.
