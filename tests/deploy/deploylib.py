@@ -64,6 +64,8 @@ EXTRA = {
     "ingestd_nats_messages_resent_total": "counter",
     "ingestd_nats_inflight_messages": "gauge",
     "ingestd_nats_ack_latency_seconds": "histogram",
+    "ingestd_nats_messages_stored_total": "counter",
+    "ingestd_nats_publish_errors_total": "counter",
 }
 KNOWN = dict(CONTRACT, **EXTRA)
 # Series Prometheus itself adds, which queries may use besides the contract.
