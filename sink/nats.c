@@ -338,7 +338,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 
 static void nats_close(void *st);
 
-static int set_options(nats_t *b, const sink_nats_config_t *c, size_t max_inflight)
+static int set_options(nats_t *b, const sink_nats_config_t *c, size_t io_buf)
 {
     natsOptions *o = b->opts;
     natsStatus s = natsOptions_SetServers(o, (const char **)b->servers, b->nservers);
@@ -359,6 +359,11 @@ static int set_options(nats_t *b, const sink_nats_config_t *c, size_t max_inflig
     }
     if (s == NATS_OK) {
         s = natsOptions_SetPingInterval(o, PING_INTERVAL_MS);
+    }
+    if (s == NATS_OK) {
+        /* cnats's write buffer (32 KiB by default) holds two whole chunk messages, so a
+         * publish is copied once and written out by cnats's flusher in large pieces. */
+        s = natsOptions_SetIOBufSize(o, (int)(io_buf > 32768 ? io_buf : 32768));
     }
     if (s == NATS_OK && c->reconnect_buf_bytes > 0) {
         s = natsOptions_SetReconnectBufSize(o, c->reconnect_buf_bytes);
@@ -387,7 +392,6 @@ static int set_options(nats_t *b, const sink_nats_config_t *c, size_t max_inflig
             s = natsOptions_LoadCATrustedCertificates(o, c->ca_file);
         }
     }
-    (void)max_inflight;
     return errno_of(s);
 }
 
@@ -467,7 +471,9 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
         rc = errno_of(natsOptions_Create(&b->opts));
     }
     if (rc == 0) {
-        rc = set_options(b, c, b->cap);
+        size_t chunk =
+            cfg != NULL && cfg->chunk_bytes ? cfg->chunk_bytes : SINK_DEFAULT_CHUNK_BYTES;
+        rc = set_options(b, c, chunk * 2 + 2 * HEADER_ROOM);
     }
     if (rc != 0) {
         sink_backend_log(b->sink, true, "nats options: %s", strerror(-rc));

@@ -94,14 +94,16 @@ PY
     stop_all
 }
 
+ONLY=${ONLY:-}   # e.g. ONLY="null nats100 natsdefault" runs those only
+want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 for _ in $(seq "$REPEAT"); do
-    NATS=0 run null --sink null
-    NATS=0 run file --sink "file:$WORK/events.ndjson"
+    want null && NATS=0 run null --sink null
+    want file && NATS=0 run file --sink "file:$WORK/events.ndjson"
     rm -f "$WORK/events.ndjson"
-    NATS=1 run "nats default" --nats-batch-events 0
-    NATS=1 run "nats batch 100" --nats-batch-events 100
-    NATS=1 run "nats batch 10" --nats-batch-events 10
-    NATS=1 run "nats batch 1" --nats-batch-events 1
+    want natsdefault && NATS=1 run "nats default" --nats-batch-events 0
+    want nats100 && NATS=1 run "nats batch 100" --nats-batch-events 100
+    want nats10 && NATS=1 run "nats batch 10" --nats-batch-events 10
+    want nats1 && NATS=1 run "nats batch 1" --nats-batch-events 1
 done >"$WORK/results"
 python3 - "$WORK/results" <<'PY'
 import statistics, sys
