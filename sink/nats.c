@@ -107,6 +107,8 @@ typedef struct {
     pthread_mutex_t close_mu;
     pthread_cond_t closed_cv;
     bool closed;
+    atomic_bool closing;     /* nats_close has begun: acks are dropped */
+    atomic_int acks_running; /* on_ack calls in progress; close waits for 0 */
 
     /* Guarded by mu. */
     pthread_mutex_t mu;
@@ -244,16 +246,17 @@ static void on_connected(natsConnection *nc, void *closure)
     sink_backend_wake(b->sink); /* poll checks the stream */
 }
 
+/* The last thing it does is the signal: nats_close may free b as soon as it sees closed. */
 static void on_closed(natsConnection *nc, void *closure)
 {
     (void)nc;
     nats_t *b = closure;
     atomic_store(&b->state, SINK_CONN_CLOSED);
+    sink_backend_wake(b->sink);
     pthread_mutex_lock(&b->close_mu);
     b->closed = true;
     pthread_cond_broadcast(&b->closed_cv);
     pthread_mutex_unlock(&b->close_mu);
-    sink_backend_wake(b->sink);
 }
 
 /* The message number from "INSTANCE-N", or 0. */
@@ -285,6 +288,12 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 {
     (void)js;
     nats_t *b = closure;
+    atomic_fetch_add(&b->acks_running, 1);
+    if (atomic_load(&b->closing)) {
+        natsMsg_Destroy(msg);
+        atomic_fetch_sub(&b->acks_running, 1);
+        return;
+    }
     uint64_t n = number_of(msg);
     uint64_t durable = 0;
     bool wake = false;
@@ -293,6 +302,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     if (sl == NULL || !sl->used || sl->n != n || sl->acked || sl->msg != NULL) {
         pthread_mutex_unlock(&b->mu); /* not ours any more (given up at close) */
         natsMsg_Destroy(msg);
+        atomic_fetch_sub(&b->acks_running, 1);
         return;
     }
     if (pa != NULL && pae == NULL) {
@@ -332,6 +342,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     if (wake) {
         sink_backend_wake(b->sink);
     }
+    atomic_fetch_sub(&b->acks_running, 1); /* last touch of b */
 }
 
 /* ---- open / close ---- */
@@ -454,6 +465,8 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
     pthread_cond_init(&b->closed_cv, NULL);
     atomic_init(&b->state, SINK_CONN_CONNECTING);
     atomic_init(&b->stream_ok, false);
+    atomic_init(&b->closing, false);
+    atomic_init(&b->acks_running, 0);
     b->create_stream = c->create_stream;
     b->replicas = c->replicas;
     b->batch_events = c->batch_events;
@@ -518,9 +531,10 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
 static void nats_close(void *st)
 {
     nats_t *b = st;
+    atomic_store(&b->closing, true);
     if (b->nc != NULL) {
-        /* Close, then wait for the closed callback: after it no callback of this connection
-         * runs, so the state below may go. */
+        /* Close, then wait for the closed callback and for any ack callback still running:
+         * after that no callback touches the state below. */
         natsConnection_Close(b->nc);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -529,6 +543,10 @@ static void nats_close(void *st)
         while (!b->closed && pthread_cond_timedwait(&b->closed_cv, &b->close_mu, &ts) == 0) {
         }
         pthread_mutex_unlock(&b->close_mu);
+    }
+    while (atomic_load(&b->acks_running) > 0) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
     }
     jsCtx_Destroy(b->js);
     natsConnection_Destroy(b->nc);
