@@ -11,6 +11,7 @@
 
 #include "lg_compare.h"
 #include "lg_corpus.h"
+#include "lg_nats.h"
 #include "lg_run.h"
 
 static const char usage_text[] =
@@ -37,6 +38,9 @@ static const char usage_text[] =
     "  --metrics URL        scrape http://HOST:PORT/metrics before and after: CPU, allocations,\n"
     "                       pool hit rate, peak RSS, and the loss check (exit 1 on loss)\n"
     "  --server-pid PID     a server on this host: RSS and peak RSS from /proc/PID/status\n"
+    "  --verify-nats nats://HOST:PORT[,...]/STREAM\n"
+    "                       after the run, count the events the JetStream stream gained and\n"
+    "                       compare with the accepted ones (exit 1 on a difference or duplicates)\n"
     "compare only:\n"
     "  --server PATH        the ingestd binary to start in each mode\n"
     "  --modes LIST         POOL+ALLOC[+PARSE],...: naive|pool, libc|mimalloc, scan|tree\n"
@@ -126,6 +130,7 @@ enum {
     OPT_NO_PROGRESS,
     OPT_METRICS,
     OPT_SERVER_PID,
+    OPT_VERIFY_NATS,
     OPT_SERVER,
     OPT_MODES,
     OPT_REPEAT,
@@ -157,6 +162,7 @@ static const struct option options[] = {
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"server-pid", required_argument, NULL, OPT_SERVER_PID},
+    {"verify-nats", required_argument, NULL, OPT_VERIFY_NATS},
     {"server", required_argument, NULL, OPT_SERVER},
     {"modes", required_argument, NULL, OPT_MODES},
     {"repeat", required_argument, NULL, OPT_REPEAT},
@@ -179,6 +185,7 @@ typedef struct {
     const char *json_path;
     const char *target;
     bool no_progress;
+    const char *verify_nats; /* run: nats://HOSTS/STREAM */
     bool events_set, warmup_set, repeat_set;
     bool quick;
 } args_t;
@@ -296,6 +303,16 @@ static int parse_args(int argc, char **argv, args_t *a)
             }
             a->run->has_metrics = true;
             break;
+        case OPT_VERIFY_NATS: {
+            lg_nats_target_t t;
+            if (a->compare || lg_nats_parse(v, &t) != 0) {
+                return usage_error("--verify-nats %s: want nats://HOST:PORT[,HOST:PORT...]/STREAM"
+                                   " (run only)",
+                                   v);
+            }
+            a->verify_nats = v;
+            break;
+        }
         case OPT_SERVER_PID:
             if (a->compare || parse_u64(v, &u) || u == 0 || u > INT32_MAX) {
                 return usage_error("--server-pid %s: want the pid of a running server (run only)",
@@ -402,6 +419,31 @@ static json_t *corpus_json(const args_t *a, const lg_corpus_t *c)
     return o;
 }
 
+/* The events the stream must have gained: the server's accepted delta over the whole run when
+ * /metrics was scraped, else every valid event sent and answered 200. */
+static bool verify_nats(const lg_nats_target_t *t, uint64_t base, const lg_run_result_t *res)
+{
+    uint64_t want;
+    if (res->has_server) {
+        want = (uint64_t)(res->after.accepted - res->start.accepted);
+    } else {
+        want =
+            res->warmup_events + res->sent_events - res->http_non200_events - res->expected_invalid;
+    }
+    uint64_t msgs, events, dups;
+    char err[256];
+    if (lg_nats_count(t, base, want, 3000, 120000, &msgs, &events, &dups, err, sizeof(err)) != 0) {
+        fprintf(stderr, "loadgen: --verify-nats: %s\n", err);
+        return false;
+    }
+    bool ok = events == want && dups == 0;
+    printf(
+        "nats stream %-8s +%llu events in %llu messages, %llu duplicate ids; accepted %llu: %s\n",
+        t->stream, (unsigned long long)events, (unsigned long long)msgs, (unsigned long long)dups,
+        (unsigned long long)want, ok ? "ok" : "MISMATCH");
+    return ok;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     lg_run_config_t run;
@@ -427,6 +469,17 @@ static int cmd_run(int argc, char **argv)
         return 1;
     }
     run.corpus = &corpus;
+    lg_nats_target_t nt;
+    uint64_t nats_base = 0;
+    if (a.verify_nats != NULL) {
+        char err[256];
+        lg_nats_parse(a.verify_nats, &nt);
+        if (lg_nats_last_seq(&nt, &nats_base, err, sizeof(err)) != 0) {
+            fprintf(stderr, "loadgen: --verify-nats: %s\n", err);
+            lg_corpus_free(&corpus);
+            return 1;
+        }
+    }
     lg_run_result_t res;
     rc = lg_run(&run, &res);
     if (rc != 0) {
@@ -438,6 +491,9 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "loadgen: events lost: sent %llu, server counted %lld fewer\n",
                 (unsigned long long)(res.warmup_events + res.sent_events - res.http_non200_events),
                 (long long)res.lost);
+    }
+    if (rc == 0 && a.verify_nats != NULL && !verify_nats(&nt, nats_base, &res)) {
+        ok = false;
     }
     if (a.json_path) {
         json_t *j = lg_run_json(&run, &res);

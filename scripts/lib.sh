@@ -3,7 +3,7 @@
 
 # Debian packages every build needs; scripts add their own extras.
 INGESTD_BUILD_PACKAGES="build-essential cmake pkg-config libuv1-dev libjansson-dev libmimalloc-dev
-libcmocka-dev libhttp-parser-dev zlib1g-dev"
+libcmocka-dev libhttp-parser-dev zlib1g-dev libnats-dev"
 
 # ensure_packages PKG...: installs the packages that are not installed yet. As root it runs
 # apt-get; otherwise it prints the exact command and stops.

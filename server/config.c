@@ -35,6 +35,7 @@ typedef enum {
     K_ALLOCATOR,    /* int, libc|mimalloc */
     K_RETAIN,       /* int, PERCENT|off */
     K_SINK,         /* char sink[] */
+    K_TEXT,         /* char[SRV_TEXT_MAX], any text up to its size ("" allowed) */
     K_LOGFMT,       /* srv_log_format_t */
     K_PARSE,        /* srv_parse_t, scan|tree */
     K_ALLOW,        /* srv_allow_t */
@@ -88,7 +89,31 @@ static const flag_t flags[] = {
      24 * 3600 * MS_PER_S, "time to receive an HTTP request head"},
     {"body-timeout", "DURATION|off", K_DURATION_OFF, F(body_timeout_ms), 1, 24 * 3600 * MS_PER_S,
      "time to receive an HTTP request body"},
-    {"sink", "null|file:PATH", K_SINK, F(sink), 0, 0, "where accepted events go"},
+    {"sink", "null|file:PATH|nats://HOST:PORT[,HOST:PORT...]/SUBJECT", K_SINK, F(sink), 0, 0,
+     "where accepted events go (nats: a JetStream stream, see --nats-*)"},
+    {"file-sync", "on|off", K_BOOL, F(file_sync), 0, 0,
+     "file sink: fdatasync each batch before it counts as durable (group commit)"},
+    {"nats-stream", "NAME", K_TEXT, F(nats_stream), 0, 0,
+     "JetStream stream the subject belongs to (checked at start, Nats-Expected-Stream)"},
+    {"nats-create-stream", "on|off", K_BOOL, F(nats_create_stream), 0, 0,
+     "create --nats-stream (file storage, the sink's subject) when it does not exist"},
+    {"nats-replicas", "N", K_UINT, F(nats_replicas), 1, 5, "replicas of a stream ingestd creates"},
+    {"nats-creds", "FILE", K_TEXT, F(nats_creds), 0, 0, "NATS credentials file (JWT and nkey)"},
+    {"nats-token-file", "FILE", K_TEXT, F(nats_token_file), 0, 0,
+     "file holding a NATS auth token (read at start)"},
+    {"nats-tls", "on|off", K_BOOL, F(nats_tls), 0, 0, "require TLS to the NATS servers"},
+    {"nats-ca", "FILE", K_TEXT, F(nats_ca), 0, 0, "CA bundle for --nats-tls (default: system)"},
+    {"nats-batch-events", "N", K_UINT, F(nats_batch_events), 0, 1000000,
+     "events per JetStream message at most; 0: a whole sink chunk (64 KiB) per message"},
+    {"nats-ack-timeout", "DURATION", K_DURATION, F(nats_ack_timeout_ms), 100, 600 * MS_PER_S,
+     "a message not acknowledged this long is sent again (same Nats-Msg-Id)"},
+    {"nats-max-inflight", "N", K_UINT, F(nats_max_inflight), 1, 1000000,
+     "JetStream messages published and not yet acknowledged, at most"},
+    {"nats-reconnect-buffer", "BYTES", K_BYTES, F(nats_reconnect_buffer), 64 * KIB, GIB,
+     "publishes buffered while reconnecting to NATS"},
+    {"instance-id", "TEXT", K_TEXT, F(instance_id), 0, 0,
+     "prefix of this process's JetStream message ids; must be unique per run (default: "
+     "HOST-RANDOM)"},
     {"memory-limit", "BYTES|off", K_BYTES_OFF, F(memory_limit), 1, UINT64_MAX,
      "above this many live bytes (counting layer): trim at once, pause reading until below"},
     {"shutdown-timeout", "DURATION", K_DURATION, F(shutdown_timeout_ms), 1, 3600 * MS_PER_S,
@@ -135,6 +160,11 @@ void srv_config_defaults(srv_config_t *cfg)
     cfg->header_timeout_ms = 10 * MS_PER_S;
     cfg->body_timeout_ms = 30 * MS_PER_S;
     snprintf(cfg->sink, sizeof(cfg->sink), "null");
+    snprintf(cfg->nats_stream, sizeof(cfg->nats_stream), "%s", SINK_NATS_DEFAULT_STREAM);
+    cfg->nats_replicas = 1;
+    cfg->nats_ack_timeout_ms = 2 * MS_PER_S;
+    cfg->nats_max_inflight = 1024;
+    cfg->nats_reconnect_buffer = 8 * MIB;
     cfg->memory_limit = 0;
     cfg->shutdown_timeout_ms = 10 * MS_PER_S;
     cfg->log_format = SRV_LOG_TEXT;
@@ -426,6 +456,9 @@ static void format_value(const srv_config_t *cfg, const flag_t *f, char *buf, si
     case K_SINK:
         snprintf(buf, sz, "%s", cfg->sink);
         break;
+    case K_TEXT:
+        snprintf(buf, sz, "%s", (const char *)(base + f->off));
+        break;
     case K_LOGFMT:
         snprintf(buf, sz, "%s", cfg->log_format == SRV_LOG_JSON ? "json" : "text");
         break;
@@ -471,6 +504,9 @@ static void allowed_text(const flag_t *f, char *buf, size_t sz)
         break;
     case K_SINK:
         snprintf(buf, sz, "%s", SINK_SPEC_ALLOWED);
+        break;
+    case K_TEXT:
+        snprintf(buf, sz, "text of at most %d bytes", SRV_TEXT_MAX - 1);
         break;
     case K_ALLOW:
         snprintf(buf, sz, "%s", allow_err);
@@ -577,6 +613,12 @@ static int apply(srv_config_t *cfg, const flag_t *f, const char *v)
         }
         snprintf(cfg->sink, sizeof(cfg->sink), "%s", v);
         return 0;
+    case K_TEXT:
+        if (strlen(v) >= SRV_TEXT_MAX) {
+            return -EINVAL;
+        }
+        snprintf((char *)base + f->off, SRV_TEXT_MAX, "%s", v);
+        return 0;
     case K_LOGFMT:
         if (strcmp(v, "text") == 0) {
             cfg->log_format = SRV_LOG_TEXT;
@@ -644,6 +686,9 @@ static void print_help(FILE *out)
     for (size_t i = 0; i < NFLAGS; i++) {
         const flag_t *f = &flags[i];
         format_value(&def, f, val, sizeof(val));
+        if (val[0] == '\0') {
+            snprintf(val, sizeof(val), "none"); /* an unset text flag */
+        }
         env_name(f, env, sizeof(env));
         fprintf(out, "  --%s %s\n      %s (default %s; env %s)\n", f->name, f->metavar, f->help,
                 val, env);

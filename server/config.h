@@ -22,6 +22,8 @@ typedef enum {
     SRV_PARSE_TREE = 1,
 } srv_parse_t;
 
+#define SRV_TEXT_MAX 1024 /* bytes of a text flag's value, NUL included */
+
 typedef enum {
     SRV_LOG_TEXT = 0,
     SRV_LOG_JSON = 1,
@@ -46,7 +48,21 @@ typedef struct {
     uint64_t idle_timeout_ms;
     uint64_t header_timeout_ms;
     uint64_t body_timeout_ms;
-    char sink[4102]; /* "null" or "file:PATH", checked with sink_parse_spec */
+    char sink[4102]; /* "null", "file:PATH" or "nats://...", checked with sink_parse_spec */
+    int file_sync;   /* 1: fdatasync before a batch counts as durable */
+    /* JetStream sink (sink.h's sink_nats_config_t); "" means unset. */
+    char nats_stream[SRV_TEXT_MAX];
+    int nats_create_stream;
+    unsigned nats_replicas;
+    char nats_creds[SRV_TEXT_MAX];
+    char nats_token_file[SRV_TEXT_MAX];
+    int nats_tls;
+    char nats_ca[SRV_TEXT_MAX];
+    unsigned nats_batch_events;
+    uint64_t nats_ack_timeout_ms;
+    unsigned nats_max_inflight;
+    uint64_t nats_reconnect_buffer;
+    char instance_id[SRV_TEXT_MAX];
     uint64_t memory_limit;
     uint64_t shutdown_timeout_ms;
     srv_log_format_t log_format;

@@ -2,6 +2,7 @@
  * probes (expo.h). */
 #include "server/expo.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -111,6 +112,7 @@ typedef enum {
     ROW_HTTP,     /* ingestd_http_responses_total, one sample per code */
     ROW_TRIM,     /* the trim-duration histogram */
     ROW_BUILD,    /* ingestd_build_info */
+    ROW_NATS_ACK, /* the JetStream ack-latency histogram (sink_nats_stats_t) */
 } row_kind_t;
 
 typedef struct {
@@ -210,6 +212,45 @@ static const row_t rows[] = {
       sink.reopens_unlinked),
     U("ingestd_sink_stalls_total", "counter",
       "Times a worker's sink writer became full (backpressure).", NULL, sink.stalls),
+    U("ingestd_sink_events_durable_total", "counter",
+      "Events the sink made durable (file: written, or synced with --file-sync; nats: stored).",
+      NULL, sink.events_durable),
+    U("ingestd_sink_events_lost_total", "counter",
+      "Accepted events given up without becoming durable (shutdown timeouts, write errors).", NULL,
+      sink.events_lost),
+    U("ingestd_sink_undurable_bytes", "gauge", "Bytes written and not yet durable.", NULL,
+      sink.undurable_bytes),
+    U("ingestd_nats_messages_published_total", "counter",
+      "JetStream messages published (first sends).", NULL, sink.nats.msgs_published),
+    U("ingestd_nats_events_published_total", "counter", "Events in published messages.", NULL,
+      sink.nats.events_published),
+    U("ingestd_nats_messages_stored_total", "counter",
+      "JetStream messages the stream acknowledged (stored).", NULL, sink.nats.msgs_stored),
+    U("ingestd_nats_events_stored_total", "counter", "Events in acknowledged messages.", NULL,
+      sink.nats.events_stored),
+    U("ingestd_nats_messages_duplicate_total", "counter",
+      "Acks saying duplicate: a resend of a message already stored.", NULL,
+      sink.nats.msgs_duplicate),
+    U("ingestd_nats_messages_resent_total", "counter",
+      "Messages sent again after an error ack or an ack timeout.", NULL, sink.nats.msgs_resent),
+    U("ingestd_nats_messages_failed_total", "counter",
+      "Error acks and ack timeouts (each followed by a resend).", NULL, sink.nats.msgs_failed),
+    U("ingestd_nats_publish_errors_total", "counter",
+      "Publish calls that failed (not connected, reconnect buffer full).", NULL,
+      sink.nats.publish_errors),
+    U("ingestd_nats_inflight_messages", "gauge", "Messages published, not yet acknowledged.", NULL,
+      sink.nats.inflight_msgs),
+    U("ingestd_nats_inflight_bytes", "gauge", "Bytes of messages not yet acknowledged.", NULL,
+      sink.nats.inflight_bytes),
+    U("ingestd_nats_disconnects_total", "counter", "Connections to NATS lost.", NULL,
+      sink.nats.disconnects),
+    U("ingestd_nats_reconnects_total", "counter", "Reconnections to NATS.", NULL,
+      sink.nats.reconnects),
+    U("ingestd_nats_connection_state", "gauge",
+      "0 none (not a nats sink), 1 connecting, 2 connected, 3 reconnecting, 4 closed.", NULL,
+      sink.nats.state),
+    SPECIAL("ingestd_nats_ack_latency_seconds", "histogram",
+            "From a message's first publish to the stream's ack.", ROW_NATS_ACK),
     U("ingestd_sink_append_failures_total", "counter",
       "Valid events the sink could not keep (no memory), counted as too_large.", NULL,
       sink_failures),
@@ -277,6 +318,30 @@ static void write_special(srv_shared_t *sh, const srv_snapshot_t *s, const row_t
     }
 }
 
+/* The sink's ack-latency buckets are cumulative already, with microsecond bounds. */
+static void write_nats_ack(metrics_writer_t *w, const row_t *r, const sink_nats_stats_t *n)
+{
+    char name[96];
+    char label[64];
+    char le[48];
+    metrics_family(w, r->name, r->type, r->help);
+    snprintf(name, sizeof(name), "%s_bucket", r->name);
+    for (int i = 0; i < SINK_ACK_BUCKETS; i++) {
+        double b = sink_ack_latency_bounds_us[i];
+        if (isinf(b)) {
+            snprintf(label, sizeof(label), "le=\"+Inf\"");
+        } else {
+            metrics_format_double(le, sizeof(le), b / 1e6);
+            snprintf(label, sizeof(label), "le=\"%s\"", le);
+        }
+        metrics_sample_u64(w, name, label, n->ack_latency_buckets[i]);
+    }
+    snprintf(name, sizeof(name), "%s_sum", r->name);
+    metrics_sample_f64(w, name, NULL, n->ack_latency_sum_seconds);
+    snprintf(name, sizeof(name), "%s_count", r->name);
+    metrics_sample_u64(w, name, NULL, n->ack_latency_count);
+}
+
 void srv_expo_metrics(srv_shared_t *sh, metrics_writer_t *w)
 {
     srv_snapshot_t s;
@@ -287,6 +352,10 @@ void srv_expo_metrics(srv_shared_t *sh, metrics_writer_t *w)
         const char *p = (const char *)&s + r->off;
         if (r->kind == ROW_TRIM) {
             metrics_hist_write(w, r->name, r->help, &s.trim);
+            continue;
+        }
+        if (r->kind == ROW_NATS_ACK) {
+            write_nats_ack(w, r, &s.sink.nats);
             continue;
         }
         if (r->type != NULL) {

@@ -137,6 +137,40 @@ static void close_fds(int *fds, unsigned n)
     }
 }
 
+/* The sink's durability and JetStream options from the flags; the token file is read into token
+ * (trailing whitespace cut). Returns 0 or -errno from reading the file. */
+static int sink_nats_options(const srv_config_t *cfg, sink_config_t *sc, char *token, size_t cap)
+{
+    sc->file_sync = cfg->file_sync != 0;
+    sc->durable_timeout_ms = cfg->shutdown_timeout_ms;
+    sc->nats.stream = cfg->nats_stream;
+    sc->nats.create_stream = cfg->nats_create_stream != 0;
+    sc->nats.replicas = (int)cfg->nats_replicas;
+    sc->nats.creds = cfg->nats_creds[0] != '\0' ? cfg->nats_creds : NULL;
+    sc->nats.tls = cfg->nats_tls != 0;
+    sc->nats.ca_file = cfg->nats_ca[0] != '\0' ? cfg->nats_ca : NULL;
+    sc->nats.batch_events = cfg->nats_batch_events;
+    sc->nats.ack_timeout_ms = cfg->nats_ack_timeout_ms;
+    sc->nats.max_inflight = cfg->nats_max_inflight;
+    sc->nats.reconnect_buf_bytes = (int)cfg->nats_reconnect_buffer;
+    sc->nats.instance = cfg->instance_id[0] != '\0' ? cfg->instance_id : NULL;
+    if (cfg->nats_token_file[0] == '\0') {
+        return 0;
+    }
+    FILE *f = fopen(cfg->nats_token_file, "re");
+    if (f == NULL) {
+        return -errno;
+    }
+    size_t n = fread(token, 1, cap - 1, f);
+    fclose(f);
+    while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' ')) {
+        n--;
+    }
+    token[n] = '\0';
+    sc->nats.token = token;
+    return 0;
+}
+
 /* The pool and the sink (memory and where events go), and the allocator check. Returns 0 or a
  * negative errno (logged). */
 static int open_memory(srv_server_t *s)
@@ -175,7 +209,15 @@ static int open_memory(srv_server_t *s)
     sc.alloc_fn = mem_malloc;
     sc.free_fn = mem_free;
     sc.log_fn = sink_log;
+    char token[SRV_TEXT_MAX] = "";
+    r = sink_nats_options(cfg, &sc, token, sizeof(token));
+    if (r != 0) {
+        srv_log("error", "cannot read --nats-token-file", "file", cfg->nats_token_file, "error",
+                strerror(-r), NULL);
+        return r;
+    }
     r = sink_create(&sc, &sh->sink);
+    explicit_bzero(token, sizeof(token));
     if (r != 0) {
         srv_log("error", "cannot open sink", "sink", cfg->sink, "error", strerror(-r), NULL);
     }

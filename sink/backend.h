@@ -1,4 +1,5 @@
-/* backend.h - the seam between the sink engine (engine.c) and where its bytes go (null.c, file.c):
+/* backend.h - the seam between the sink engine (engine.c) and where its bytes go (null.c, file.c,
+ * nats.c):
  * a small table of operations, and the few engine calls a backend may make. Internal to sink/
  * and its tests; callers outside use sink.h. */
 #ifndef INGESTD_SINK_BACKEND_H
@@ -26,27 +27,34 @@
  * position in it is the sum of what its write calls returned (the engine keeps the same sum as
  * bytes_written). Bytes the engine gave up on were never taken, so they are not in it.
  *
- * Durability (the hook for acknowledgements, issue 12). Taking bytes in write and making them
- * durable are separate events: a backend calls sink_backend_durable(sink, pos) when every byte
- * of the stream before pos is as safe as it can make it. The file backend does so after each
- * write (page cache: today's promise) and again after sync; a file backend with a sync policy
- * would report only after sync (group commit: one sync covers every writer's batch); a network
- * backend reports when the server acknowledges, from whichever thread its client library calls
- * back on. The engine keeps the highest position (bytes_durable in sink_stats). To answer "your
- * events up to sequence N are durable" the engine will record, for each chunk it hands to write,
- * its owner, the owner's event sequence at the chunk's end and the stream position at its end,
- * and advance each owner's durable sequence as pos passes those positions (a given-up chunk
- * advances its owner's lost count instead). That bookkeeping belongs in the engine, so no backend
- * changes when it arrives. A backend that copies bytes in write (a network client's publish
- * buffer) owns those copies and resends them itself until they are acknowledged; the engine's
- * retry covers only write calls that fail. */
+ * Durability. Taking bytes in write and making them durable are separate events: a backend calls
+ * sink_backend_durable(sink, pos) when every byte of the stream before pos is as safe as it can
+ * make it, from any thread (a network client's ack callback). The file backend does so after
+ * each write, or, with file_sync, in commit after fdatasync; the nats backend when the stream
+ * has acknowledged every message up to pos. The engine holds each written chunk (still counted
+ * in its writer's in-flight bytes, so backpressure covers it) until pos passes the chunk's end,
+ * then advances its writer's durable sequence and recycles it. A backend that copies bytes in
+ * write (a network client's publish buffer) owns those copies and resends them itself until they
+ * are acknowledged; the engine's retry covers only write calls that fail. */
 
 /* What the engine lends a backend at open. */
 typedef struct {
     sink_t *sink; /* for the sink_backend_* calls below; borrowed, valid until close returns */
     void *(*alloc_fn)(size_t size); /* the sink's allocator (never NULL) */
     void (*free_fn)(void *ptr);
+    const sink_config_t *cfg; /* the sink's config (file_sync, nats, chunk_bytes...); borrowed,
+                                 valid during open only */
 } sink_backend_opts_t;
+
+/* What the engine knows about each iov entry handed to write: the remainder of one chunk, all
+ * of whose lines come from one writer. first_seq and nevents describe the whole chunk, so they
+ * are exact only when off == 0 (the backend has taken none of it yet). */
+typedef struct {
+    uint32_t writer;    /* the writer handle's number (0, 1, ... in creation order) */
+    uint64_t first_seq; /* that writer's sequence number of the chunk's first event */
+    uint64_t nevents;   /* lines in the chunk */
+    size_t off;         /* bytes of the chunk taken before (iov starts after them) */
+} sink_backend_span_t;
 
 typedef struct {
     const char *name; /* the spec's scheme: "null", "file" */
@@ -57,11 +65,30 @@ typedef struct {
      * returns). Returns 0 and new state in *st, or -errno (sink_create returns it). */
     int (*open)(const char *arg, const sink_backend_opts_t *o, void **st);
     /* Takes bytes from iov[0..n) (1 <= n <= SINK_BACKEND_IOV_MAX, each entry non-empty), in
-     * order. Returns how many it took (1 to the total: a short count is fine, the engine hands
-     * the rest again), 0 for no progress, or -errno; 0 and errors other than -EINTR are counted
-     * in write_errors, logged and retried with backoff by the engine, -EINTR is retried at once.
-     * -EBADF makes the engine call reopen before the retry. */
-    ssize_t (*write)(void *st, const struct iovec *iov, int n);
+     * order; span[i] describes iov[i]. Returns how many it took (1 to the total: a short count
+     * is fine, the engine hands the rest again), 0 for no progress, or -errno; 0 and errors
+     * other than those below are counted in write_errors, logged and retried with backoff by the
+     * engine. -EINTR is retried at once. -EBADF makes the engine call reopen before the retry.
+     * -EAGAIN means "no room now, not an error" (in-flight bound reached): the engine counts
+     * nothing, calls poll and waits until sink_backend_wake or a short timeout, then hands the
+     * same bytes again; during destroy/close it gives them up after durable_timeout_ms.
+     * -EMSGSIZE means the first entry can never be taken (an event larger than the server
+     * allows): the engine gives that chunk up at once (events_lost, logged). */
+    ssize_t (*write)(void *st, const struct iovec *iov, const sink_backend_span_t *span, int n);
+    /* Called on the writer thread on every turn of its loop and while it waits (resends,
+     * stream checks). Returns the milliseconds after which it wants to be called again at the
+     * latest, or -1 for "only when woken". NULL: nothing to do. */
+    int (*poll)(void *st);
+    /* Called after each batch of successful writes: a backend that makes data durable in
+     * groups (file with file_sync: fdatasync) does it here and reports sink_backend_durable.
+     * Returns 0 or -errno (counted as a write error and logged; the engine calls it again after
+     * the next batch, or at close through sync). NULL: nothing to do. */
+    int (*commit)(void *st);
+    /* 1 when the destination can take and keep data now (nats: connected, stream checked). Any
+     * thread. NULL: always ready. */
+    int (*ready)(void *st);
+    /* Adds the backend's own figures to *out (nats: out->nats). Any thread. NULL: none. */
+    void (*stats)(void *st, sink_stats_t *out);
     /* Reopens the destination (SIGHUP, or after -EBADF): later writes go to the new one. Returns
      * 0 (counted in reopens), or -errno with the old destination kept (counted as a write
      * error and logged by the engine). NULL: nothing to reopen. */
@@ -78,6 +105,7 @@ typedef struct {
 
 extern const sink_backend_t sink_backend_null;
 extern const sink_backend_t sink_backend_file;
+extern const sink_backend_t sink_backend_nats;
 
 /* Creates a sink over backend b with arg as its destination (copied), ignoring cfg->spec. This
  * is what sink_create calls after choosing the backend from the spec's scheme; tests use it to
@@ -102,7 +130,11 @@ typedef enum {
 void sink_backend_count(sink_t *s, sink_count_t what);
 
 /* Reports that every byte of the stream before pos is durable (see above). Positions only grow;
- * a smaller one than already reported is ignored. Any thread. */
+ * a smaller one than already reported is ignored. Any thread; takes the engine's lock, so call it
+ * without holding a lock the engine could wait for. */
 void sink_backend_durable(sink_t *s, uint64_t pos);
+
+/* Wakes the writer thread (room after -EAGAIN, work for poll). Any thread, async-signal-safe. */
+void sink_backend_wake(sink_t *s);
 
 #endif

@@ -1,6 +1,6 @@
 /* engine.c - the sink engine: per-worker chunk batching, one writer thread per sink, backpressure
- * through a bounded set of recycled chunks, retries and accounting, over a backend (backend.h;
- * contract in sink.h). */
+ * through a bounded set of recycled chunks, retries, durability bookkeeping and accounting, over a
+ * backend (backend.h; contract in sink.h). */
 #include "sink/backend.h"
 #include "sink/sink.h"
 
@@ -26,6 +26,8 @@
 #define BACKOFF_MAX_NS (1000ull * 1000 * 1000)
 #define GIVE_UP_ATTEMPTS 3
 #define LOG_INTERVAL_NS (1000ull * 1000 * 1000)
+#define ROOM_WAIT_MS 50   /* longest wait after -EAGAIN before handing the bytes again */
+#define ENDING_WAIT_MS 20 /* wake-up period while a destroy/close waits for durability */
 
 typedef enum {
     CHUNK_REGULAR, /* one of the writer's max_pending_chunks, recycled */
@@ -36,11 +38,13 @@ typedef enum {
 typedef struct chunk {
     struct chunk *next;
     sink_writer_t *owner;
-    size_t cap;        /* bytes of data[] */
-    size_t len;        /* bytes filled (whole lines) */
-    size_t off;        /* bytes already written (writer thread) */
-    uint64_t nevents;  /* lines in data[0..len) */
-    chunk_kind_t kind; /* decides who frees it */
+    size_t cap;         /* bytes of data[] */
+    size_t len;         /* bytes filled (whole lines) */
+    size_t off;         /* bytes already written (writer thread) */
+    uint64_t nevents;   /* lines in data[0..len) */
+    uint64_t first_seq; /* owner's sequence number of the first line */
+    uint64_t end_pos;   /* stream position after its last byte (set once written) */
+    chunk_kind_t kind;  /* decides who frees it */
     char data[];
 } chunk_t;
 
@@ -61,12 +65,18 @@ struct srv_sink {
 
     /* Shared between the workers, the writer thread and stats readers; guarded by lock. */
     pthread_mutex_t lock;
-    pthread_cond_t drained;  /* a destroying writer's in-flight bytes reached 0 */
-    chunk_t *queue_head;     /* chunks handed over, in order, not yet taken */
-    chunk_t *queue_tail;     /* by the writer thread */
-    base_list_t writers;     /* live writer handles */
-    bool closing;            /* sink_close has begun */
-    uint64_t retired_events; /* counters of destroyed writers */
+    pthread_cond_t drained; /* a destroying writer's in-flight bytes reached 0 */
+    chunk_t *queue_head;    /* chunks handed over, in order, not yet taken */
+    chunk_t *queue_tail;    /* by the writer thread */
+    chunk_t *held_head;     /* written, waiting to be durable, in stream order */
+    chunk_t *held_tail;
+    uint64_t held_bytes; /* their len */
+    base_list_t writers; /* live writer handles */
+    uint32_t next_writer_id;
+    int destroying;             /* writers in sink_writer_destroy */
+    bool closing;               /* sink_close has begun */
+    uint64_t close_deadline_ns; /* closing: held chunks are given up after this */
+    uint64_t retired_events;    /* counters of destroyed writers */
     uint64_t retired_bytes;
     uint64_t retired_stalls;
     uint64_t retired_oversize;
@@ -83,6 +93,8 @@ struct srv_sink {
     uint64_t last_log_ns;        /* writer thread: rate limit of log lines */
     bool logged;
     uint64_t suppressed_logs;
+    uint64_t stream_pos; /* writer thread: bytes the backend has taken */
+    uint64_t durable_timeout_ns;
 
     /* Written by the writer thread, read by anyone (release/acquire so pending_bytes never goes
      * below what was appended before). */
@@ -93,7 +105,8 @@ struct srv_sink {
     _Atomic uint64_t bytes_lost;
     _Atomic uint64_t reopens;
     _Atomic uint64_t reopens_unlinked;
-    _Atomic uint64_t bytes_durable; /* any thread (sink_backend_durable): only grows, by CAS */
+    _Atomic uint64_t bytes_durable;  /* any thread (sink_backend_durable): only grows, by CAS */
+    _Atomic uint64_t events_durable; /* under lock */
 
     char target[]; /* the backend's arg ("PATH" of file:PATH), for open and log lines */
 };
@@ -108,6 +121,8 @@ struct sink_writer {
     void (*free_fn)(void *ptr); /* the sink's, kept here: the sink may be closed before */
     sink_writable_cb on_writable;
     void *ctx;
+    uint32_t id;
+    uint64_t durable_notified; /* owner: durable_seq at the last on_durable call */
 
     /* Owner loop thread only. */
     chunk_t *cur;       /* chunk being filled, or NULL */
@@ -127,6 +142,12 @@ struct sink_writer {
     int full;
     bool async_pending;
     bool destroying;
+    uint64_t deadline_ns; /* destroying: held chunks are given up after this */
+    sink_writable_cb on_durable;
+    void *durable_ctx;
+    /* Written under sink->lock (by whoever settles chunks), read by anyone. */
+    _Atomic uint64_t durable_seq;
+    _Atomic uint64_t lost;
 };
 
 static void bump(_Atomic uint64_t *counter, uint64_t n)
@@ -153,6 +174,26 @@ void sink_config_init(sink_config_t *cfg)
     cfg->chunk_bytes = SINK_DEFAULT_CHUNK_BYTES;
     cfg->max_pending_chunks = SINK_DEFAULT_MAX_PENDING_CHUNKS;
     cfg->flush_interval_ms = SINK_DEFAULT_FLUSH_INTERVAL_MS;
+    cfg->durable_timeout_ms = SINK_DEFAULT_DURABLE_TIMEOUT_MS;
+}
+
+/* "//HOST:PORT[,HOST:PORT...]/SUBJECT": at least one host, a non-empty subject without spaces. */
+static bool nats_arg_ok(const char *arg)
+{
+    if (arg == NULL || strncmp(arg, "//", 2) != 0) {
+        return false;
+    }
+    const char *hosts = arg + 2;
+    const char *slash = strchr(hosts, '/');
+    if (slash == NULL || slash == hosts || slash[1] == '\0') {
+        return false;
+    }
+    for (const char *p = slash + 1; *p != '\0'; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '/') {
+            return false;
+        }
+    }
+    return true;
 }
 
 int sink_parse_spec(const char *spec, sink_kind_t *kind, const char **path)
@@ -169,6 +210,8 @@ int sink_parse_spec(const char *spec, sink_kind_t *kind, const char **path)
         k = SINK_NULL;
     } else if (slen == 4 && strncmp(spec, "file", 4) == 0 && arg != NULL && *arg != '\0') {
         k = SINK_FILE;
+    } else if (slen == 4 && strncmp(spec, "nats", 4) == 0 && nats_arg_ok(arg)) {
+        k = SINK_NATS;
     } else {
         return -EINVAL;
     }
@@ -189,6 +232,8 @@ static const sink_backend_t *backend_of(sink_kind_t kind)
         return &sink_backend_null;
     case SINK_FILE:
         return &sink_backend_file;
+    case SINK_NATS:
+        return &sink_backend_nats;
     }
     return NULL;
 }
@@ -236,13 +281,84 @@ void sink_backend_count(sink_t *s, sink_count_t what)
     }
 }
 
+void sink_backend_wake(sink_t *s)
+{
+    sem_post(&s->wake);
+}
+
+static void free_chunks(sink_t *s, chunk_t *c);
+
+/* Settles one chunk that is done with (durable, or given up when lost): advances its writer's
+ * durable sequence, gives a regular chunk back to its writer and puts the others on *to_free,
+ * wakes a full writer that has room again, a durable callback, and a destroy waiting for its
+ * chunks. Lock held. */
+static void settle_locked(sink_t *s, chunk_t *c, bool lost, chunk_t **to_free)
+{
+    sink_writer_t *w = c->owner;
+    w->inflight -= c->cap;
+    if (c->nevents > 0) {
+        uint64_t last = c->first_seq + c->nevents - 1;
+        if (last > atomic_load_explicit(&w->durable_seq, memory_order_relaxed)) {
+            atomic_store_explicit(&w->durable_seq, last, memory_order_release);
+        }
+        if (lost) {
+            atomic_store_explicit(&w->lost, atomic_load(&w->lost) + c->nevents,
+                                  memory_order_relaxed);
+        } else {
+            atomic_store_explicit(&s->events_durable, atomic_load(&s->events_durable) + c->nevents,
+                                  memory_order_relaxed);
+        }
+    }
+    if (c->kind == CHUNK_REGULAR) {
+        c->next = w->returned;
+        w->returned = c;
+    } else {
+        c->next = *to_free;
+        *to_free = c;
+    }
+    bool wake = (w->full && w->inflight <= s->resume_at) || w->on_durable != NULL;
+    if (wake && !w->async_pending && !w->destroying) {
+        w->async_pending = true;
+        uv_async_send(&w->async);
+    }
+    if (w->destroying && w->inflight == 0) {
+        pthread_cond_broadcast(&s->drained);
+    }
+}
+
+/* Settles the held chunks that pos covers. Lock held. */
+static void release_held_locked(sink_t *s, uint64_t pos, chunk_t **to_free)
+{
+    while (s->held_head != NULL && s->held_head->end_pos <= pos) {
+        chunk_t *c = s->held_head;
+        s->held_head = c->next;
+        if (s->held_head == NULL) {
+            s->held_tail = NULL;
+        }
+        s->held_bytes -= c->len;
+        settle_locked(s, c, false, to_free);
+    }
+}
+
 void sink_backend_durable(sink_t *s, uint64_t pos)
 {
     uint64_t cur = atomic_load_explicit(&s->bytes_durable, memory_order_relaxed);
-    while (pos > cur &&
-           !atomic_compare_exchange_weak_explicit(&s->bytes_durable, &cur, pos,
+    bool advanced = false;
+    while (pos > cur) {
+        if (atomic_compare_exchange_weak_explicit(&s->bytes_durable, &cur, pos,
                                                   memory_order_release, memory_order_relaxed)) {
+            advanced = true;
+            break;
+        }
     }
+    if (!advanced) {
+        return;
+    }
+    chunk_t *to_free = NULL;
+    pthread_mutex_lock(&s->lock);
+    release_held_locked(s, atomic_load_explicit(&s->bytes_durable, memory_order_acquire), &to_free);
+    pthread_mutex_unlock(&s->lock);
+    free_chunks(s, to_free);
 }
 
 /* ---- writer thread ---- */
@@ -262,36 +378,103 @@ static void reopen_backend(sink_t *s)
     atomic_fetch_add_explicit(&s->reopens, 1, memory_order_relaxed);
 }
 
-/* Gives written (or lost) chunks back: regular ones to their writer for reuse, the others to
- * free_fn. Wakes a full writer that has room again, and a destroy waiting for its chunks. */
-static void return_chunks(sink_t *s, chunk_t **cs, size_t n)
+/* Written chunks (end_pos set): settled at once when the backend already reported them durable,
+ * else held until it does. */
+static void hold_chunks(sink_t *s, chunk_t **cs, size_t n)
+{
+    chunk_t *to_free = NULL;
+    pthread_mutex_lock(&s->lock);
+    uint64_t durable = atomic_load_explicit(&s->bytes_durable, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        chunk_t *c = cs[i];
+        if (c->end_pos <= durable && s->held_head == NULL) {
+            settle_locked(s, c, false, &to_free);
+            continue;
+        }
+        c->next = NULL;
+        if (s->held_tail != NULL) {
+            s->held_tail->next = c;
+        } else {
+            s->held_head = c;
+        }
+        s->held_tail = c;
+        s->held_bytes += c->len;
+    }
+    release_held_locked(s, durable, &to_free);
+    pthread_mutex_unlock(&s->lock);
+    free_chunks(s, to_free);
+}
+
+/* Gives up one chunk (never written, or written and never durable): counted lost. */
+static void give_up_chunks(sink_t *s, chunk_t **cs, size_t n)
 {
     chunk_t *to_free = NULL;
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < n; i++) {
-        chunk_t *c = cs[i];
-        sink_writer_t *w = c->owner;
-        w->inflight -= c->cap;
-        if (c->kind == CHUNK_REGULAR) {
-            c->next = w->returned;
-            w->returned = c;
-        } else {
-            c->next = to_free;
-            to_free = c;
-        }
-        if (w->full && !w->async_pending && w->inflight <= s->resume_at) {
-            w->async_pending = true;
-            uv_async_send(&w->async);
-        }
-        if (w->destroying && w->inflight == 0) {
-            pthread_cond_broadcast(&s->drained);
-        }
+        settle_locked(s, cs[i], true, &to_free);
     }
     pthread_mutex_unlock(&s->lock);
-    while (to_free != NULL) {
-        chunk_t *next = to_free->next;
-        s->free_fn(to_free);
-        to_free = next;
+    free_chunks(s, to_free);
+}
+
+/* Gives up the held chunks whose wait is over: all once close's deadline has passed, else those
+ * of writers being destroyed past theirs. Returns true when some are still held. */
+static bool expire_held(sink_t *s)
+{
+    uint64_t now = now_ns();
+    chunk_t *to_free = NULL;
+    uint64_t events = 0;
+    pthread_mutex_lock(&s->lock);
+    bool all = s->closing && now >= s->close_deadline_ns;
+    chunk_t **pp = &s->held_head;
+    chunk_t *prev = NULL;
+    while (*pp != NULL) {
+        chunk_t *c = *pp;
+        sink_writer_t *w = c->owner;
+        if (all || (w->destroying && now >= w->deadline_ns)) {
+            *pp = c->next;
+            s->held_bytes -= c->len;
+            events += c->nevents;
+            settle_locked(s, c, true, &to_free);
+            continue;
+        }
+        prev = c;
+        pp = &c->next;
+    }
+    s->held_tail = prev;
+    bool left = s->held_head != NULL;
+    pthread_mutex_unlock(&s->lock);
+    free_chunks(s, to_free);
+    if (events > 0) {
+        atomic_fetch_add_explicit(&s->events_lost, events, memory_order_relaxed);
+        if (s->first_loss_error == 0) {
+            s->first_loss_error = -ETIMEDOUT;
+        }
+        s->gave_up = true;
+        sink_backend_log(s, true,
+                         "gave up on %llu written events that %s did not make durable in time",
+                         (unsigned long long)events, s->target);
+    }
+    return left;
+}
+
+/* Whether the head chunk's wait for room is over (its writer or the sink is ending and the
+ * deadline has passed). */
+static bool room_wait_over(sink_t *s, chunk_t *head)
+{
+    uint64_t now = now_ns();
+    pthread_mutex_lock(&s->lock);
+    bool over = (s->closing && now >= s->close_deadline_ns) ||
+                (head->owner->destroying && now >= head->owner->deadline_ns);
+    pthread_mutex_unlock(&s->lock);
+    return over;
+}
+
+static void poll_backend(sink_t *s, int *next_ms)
+{
+    *next_ms = -1;
+    if (s->backend->poll != NULL) {
+        *next_ms = s->backend->poll(s->backend_state);
     }
 }
 
@@ -305,6 +488,17 @@ static void backoff_wait(sink_t *s, uint64_t ns)
     ts.tv_nsec = (long)(t % 1000000000ull);
     while (sem_timedwait(&s->wake, &ts) != 0 && errno == EINTR) {
     }
+}
+
+/* Waits for a wake-up or at most ms milliseconds (ms < 0: no limit). */
+static void wait_ms(sink_t *s, int ms)
+{
+    if (ms < 0) {
+        while (sem_wait(&s->wake) != 0 && errno == EINTR) {
+        }
+        return;
+    }
+    backoff_wait(s, (uint64_t)ms * 1000000ull);
 }
 
 /* Handles a failed write of the chunk at the head of the batch. Returns true when that chunk
@@ -328,6 +522,17 @@ static bool on_write_error(sink_t *s, chunk_t *head, int err, int *attempts, uin
                          (unsigned long long)head->nevents, head->len - head->off, strerror(err));
         return true;
     }
+    if (err == EMSGSIZE) {
+        if (s->first_loss_error == 0) {
+            s->first_loss_error = -err;
+        }
+        atomic_fetch_add_explicit(&s->events_lost, head->nevents, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->bytes_lost, head->len - head->off, memory_order_release);
+        sink_backend_log(s, true, "gave up on %llu events (%zu bytes) %s can never take: %s",
+                         (unsigned long long)head->nevents, head->len - head->off, s->target,
+                         strerror(err));
+        return true;
+    }
     if (err == EBADF || atomic_exchange(&s->reopen_requested, 0)) {
         reopen_backend(s);
     }
@@ -336,9 +541,10 @@ static bool on_write_error(sink_t *s, chunk_t *head, int err, int *attempts, uin
     return false;
 }
 
-/* Marks r bytes of cs[0..n) written, in order. Returns how many chunks are now complete (a
- * partial one keeps its offset and is handed to write again). */
-static size_t consume(chunk_t **cs, size_t n, size_t r, uint64_t *events)
+/* Marks r bytes of cs[0..n) written, in order, from stream position *pos on. Returns how many
+ * chunks are now complete, each with its end_pos (a partial one keeps its offset and is handed
+ * to write again). */
+static size_t consume(chunk_t **cs, size_t n, size_t r, uint64_t *events, uint64_t *pos)
 {
     size_t done = 0;
     *events = 0;
@@ -346,10 +552,13 @@ static size_t consume(chunk_t **cs, size_t n, size_t r, uint64_t *events)
         size_t rem = cs[done]->len - cs[done]->off;
         if (r < rem) {
             cs[done]->off += r;
+            *pos += r;
             break;
         }
         r -= rem;
+        *pos += rem;
         cs[done]->off = cs[done]->len;
+        cs[done]->end_pos = *pos;
         *events += cs[done]->nevents;
         done++;
     }
@@ -360,6 +569,7 @@ static size_t consume(chunk_t **cs, size_t n, size_t r, uint64_t *events)
 static void write_batch(sink_t *s, chunk_t *c)
 {
     struct iovec iov[IOV_BATCH];
+    sink_backend_span_t span[IOV_BATCH];
     chunk_t *cs[IOV_BATCH];
     int attempts = 0;
     uint64_t backoff = BACKOFF_MIN_NS;
@@ -368,10 +578,36 @@ static void write_batch(sink_t *s, chunk_t *c)
         for (chunk_t *p = c; p != NULL && n < IOV_BATCH; p = p->next) {
             iov[n].iov_base = p->data + p->off;
             iov[n].iov_len = p->len - p->off;
+            span[n].writer = p->owner->id;
+            span[n].first_seq = p->first_seq;
+            span[n].nevents = p->nevents;
+            span[n].off = p->off;
             cs[n++] = p;
         }
         chunk_t *after = cs[n - 1]->next;
-        ssize_t r = s->backend->write(s->backend_state, iov, (int)n);
+        ssize_t r = s->backend->write(s->backend_state, iov, span, (int)n);
+        if (r == -EAGAIN) {
+            /* No room in the backend (in-flight bound): not an error; wait for acks. */
+            if (room_wait_over(s, c)) {
+                chunk_t *next = c->next;
+                atomic_fetch_add_explicit(&s->events_lost, c->nevents, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->bytes_lost, c->len - c->off, memory_order_release);
+                if (s->first_loss_error == 0) {
+                    s->first_loss_error = -ETIMEDOUT;
+                }
+                s->gave_up = true;
+                sink_backend_log(s, false, "gave up on %llu events %s had no room for in time",
+                                 (unsigned long long)c->nevents, s->target);
+                give_up_chunks(s, &c, 1);
+                c = next;
+                continue;
+            }
+            int next_ms;
+            poll_backend(s, &next_ms);
+            expire_held(s);
+            wait_ms(s, next_ms >= 0 && next_ms < ROOM_WAIT_MS ? next_ms : ROOM_WAIT_MS);
+            continue;
+        }
         if (r <= 0) {
             int err = r < 0 ? (int)-r : EIO; /* no progress on non-empty chunks: an error too */
             if (err == EINTR) {
@@ -379,20 +615,29 @@ static void write_batch(sink_t *s, chunk_t *c)
             }
             if (on_write_error(s, c, err, &attempts, &backoff)) {
                 chunk_t *next = c->next;
-                return_chunks(s, &c, 1);
+                give_up_chunks(s, &c, 1);
                 c = next;
                 attempts = 0;
             }
+            poll_backend(s, &(int){0});
             continue;
         }
         attempts = 0;
         backoff = BACKOFF_MIN_NS;
         uint64_t events;
-        size_t done = consume(cs, n, (size_t)r, &events);
+        size_t done = consume(cs, n, (size_t)r, &events, &s->stream_pos);
         c = done < n ? cs[done] : after;
         atomic_fetch_add_explicit(&s->events_written, events, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->bytes_written, (uint64_t)r, memory_order_release);
-        return_chunks(s, cs, done);
+        hold_chunks(s, cs, done);
+    }
+    if (s->backend->commit != NULL) {
+        int rc = s->backend->commit(s->backend_state);
+        if (rc != 0) {
+            atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+            sink_backend_log(s, false, "sync %s: %s (retrying after the next batch)", s->target,
+                             strerror(-rc));
+        }
     }
 }
 
@@ -414,10 +659,13 @@ static void *writer_main(void *arg)
 {
     sink_t *s = arg;
     for (;;) {
+        int next_ms;
+        poll_backend(s, &next_ms);
         pthread_mutex_lock(&s->lock);
         chunk_t *batch = s->queue_head;
         s->queue_head = s->queue_tail = NULL;
         bool closing = s->closing;
+        bool ending = closing || s->destroying > 0;
         pthread_mutex_unlock(&s->lock);
         /* After taking the batch: a chunk appended after sink_reopen returned is in this
          * batch or a later one, so it goes to the new file. */
@@ -428,11 +676,14 @@ static void *writer_main(void *arg)
             write_batch(s, batch);
             continue;
         }
-        if (closing) {
+        bool held = ending && expire_held(s);
+        if (closing && !held) {
             break;
         }
-        while (sem_wait(&s->wake) != 0 && errno == EINTR) {
+        if (held && (next_ms < 0 || next_ms > ENDING_WAIT_MS)) {
+            next_ms = ENDING_WAIT_MS; /* re-check the deadlines */
         }
+        wait_ms(s, next_ms);
     }
     final_sync(s);
     return NULL;
@@ -507,6 +758,9 @@ static sink_t *sink_new(const sink_config_t *cfg, const sink_backend_t *b, const
     s->full_at = chunk * (max - 1);
     s->resume_at = s->full_at / 2;
     s->flush_interval_ms = cfg->flush_interval_ms;
+    s->durable_timeout_ns =
+        (cfg->durable_timeout_ms ? cfg->durable_timeout_ms : SINK_DEFAULT_DURABLE_TIMEOUT_MS) *
+        1000000ull;
     s->alloc_fn = alloc_fn;
     s->free_fn = cfg->free_fn ? cfg->free_fn : free;
     s->log_fn = cfg->log_fn;
@@ -536,7 +790,8 @@ int sink_create_backend(const sink_config_t *cfg, const sink_backend_t *b, const
     }
     int rc = 0;
     if (!s->discard) {
-        sink_backend_opts_t o = {.sink = s, .alloc_fn = s->alloc_fn, .free_fn = s->free_fn};
+        sink_backend_opts_t o = {
+            .sink = s, .alloc_fn = s->alloc_fn, .free_fn = s->free_fn, .cfg = cfg};
         rc = b->open(s->target, &o, &s->backend_state);
         if (rc == 0 && (rc = start_writer(s)) != 0) {
             b->close(s->backend_state);
@@ -573,6 +828,8 @@ void sink_stats(sink_t *s, sink_stats_t *out)
     out->reopens = get(&s->reopens);
     out->reopens_unlinked = get(&s->reopens_unlinked);
     pthread_mutex_lock(&s->lock);
+    out->events_durable = get(&s->events_durable);
+    out->undurable_bytes = s->held_bytes;
     out->events_appended = s->retired_events;
     out->bytes_appended = s->retired_bytes;
     out->stalls = s->retired_stalls;
@@ -590,6 +847,20 @@ void sink_stats(sink_t *s, sink_stats_t *out)
     if (!s->discard && out->bytes_appended > out->bytes_written + bytes_lost) {
         out->pending_bytes = out->bytes_appended - out->bytes_written - bytes_lost;
     }
+    if (s->discard) {
+        out->events_durable = out->events_appended;
+    }
+    if (!s->discard && s->backend->stats != NULL) {
+        s->backend->stats(s->backend_state, out);
+    }
+}
+
+int sink_ready(sink_t *s)
+{
+    if (s->discard || s->backend->ready == NULL) {
+        return 1;
+    }
+    return s->backend->ready(s->backend_state);
 }
 
 int sink_close(sink_t *s)
@@ -602,6 +873,7 @@ int sink_close(sink_t *s)
     if (!s->discard) {
         pthread_mutex_lock(&s->lock);
         s->closing = true;
+        s->close_deadline_ns = now_ns() + s->durable_timeout_ns;
         pthread_mutex_unlock(&s->lock);
         sem_post(&s->wake);
         pthread_join(s->thread, NULL);
@@ -609,7 +881,7 @@ int sink_close(sink_t *s)
         s->backend->close(s->backend_state);
         uint64_t lost = get(&s->events_lost);
         if (lost > 0) {
-            sink_backend_log(s, true, "closed with %llu events lost after write errors",
+            sink_backend_log(s, true, "closed with %llu events not stored (lost)",
                              (unsigned long long)lost);
         }
     }
@@ -637,6 +909,7 @@ static chunk_t *chunk_new(sink_writer_t *w, size_t cap, chunk_kind_t kind)
 
 static void free_chunks(sink_t *s, chunk_t *c)
 {
+    /* Also called with a list linked through next by settle_locked. */
     while (c != NULL) {
         chunk_t *next = c->next;
         s->free_fn(c);
@@ -727,9 +1000,16 @@ static void on_async(uv_async_t *a)
     if (resume) {
         w->full = 0;
     }
+    sink_writable_cb on_durable = w->on_durable;
+    void *durable_ctx = w->durable_ctx;
     pthread_mutex_unlock(&s->lock);
     if (resume && w->on_writable != NULL) {
         w->on_writable(w->ctx);
+    }
+    uint64_t d = atomic_load_explicit(&w->durable_seq, memory_order_acquire);
+    if (on_durable != NULL && d != w->durable_notified) {
+        w->durable_notified = d;
+        on_durable(durable_ctx);
     }
 }
 
@@ -784,10 +1064,41 @@ int sink_writer_create(sink_t *s, uv_loop_t *loop, sink_writable_cb on_writable,
         }
     }
     pthread_mutex_lock(&s->lock);
+    w->id = s->next_writer_id++;
     base_list_push_front(&s->writers, &w->link);
     pthread_mutex_unlock(&s->lock);
     *out = w;
     return 0;
+}
+
+uint64_t sink_writer_seq(const sink_writer_t *w)
+{
+    return atomic_load_explicit(&w->events, memory_order_relaxed);
+}
+
+uint64_t sink_writer_durable(const sink_writer_t *w)
+{
+    if (w->sink->discard) {
+        return sink_writer_seq(w);
+    }
+    return atomic_load_explicit(&w->durable_seq, memory_order_acquire);
+}
+
+uint64_t sink_writer_lost(const sink_writer_t *w)
+{
+    return atomic_load_explicit(&w->lost, memory_order_relaxed);
+}
+
+void sink_writer_set_durable_cb(sink_writer_t *w, sink_writable_cb on_durable, void *ctx)
+{
+    sink_t *s = w->sink;
+    if (s->discard) {
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    w->on_durable = on_durable;
+    w->durable_ctx = ctx;
+    pthread_mutex_unlock(&s->lock);
 }
 
 static int append_oversize(sink_writer_t *w, const char *event, size_t len)
@@ -800,6 +1111,7 @@ static int append_oversize(sink_writer_t *w, const char *event, size_t len)
     big->data[len] = '\n';
     big->len = len + 1;
     big->nevents = 1;
+    big->first_seq = get(&w->events) + 1;
     if (w->cur != NULL && w->cur->len > 0) {
         hand_off(w, w->cur);
         w->cur = NULL;
@@ -830,8 +1142,11 @@ static int copy_event(sink_writer_t *w, const char *event, size_t len)
         }
         w->cur = c;
     }
-    if (c->len == 0 && w->has_timer && !uv_is_active((uv_handle_t *)&w->timer)) {
-        uv_timer_start(&w->timer, on_timer, s->flush_interval_ms, 0);
+    if (c->len == 0) {
+        c->first_seq = get(&w->events) + 1;
+        if (w->has_timer && !uv_is_active((uv_handle_t *)&w->timer)) {
+            uv_timer_start(&w->timer, on_timer, s->flush_interval_ms, 0);
+        }
     }
     memcpy(c->data + c->len, event, len);
     c->data[c->len + len] = '\n';
@@ -887,10 +1202,13 @@ void sink_writer_destroy(sink_writer_t *w)
     pthread_mutex_lock(&s->lock);
     if (!s->discard) {
         w->destroying = true;
+        w->deadline_ns = now_ns() + s->durable_timeout_ns;
+        s->destroying++;
         sem_post(&s->wake); /* a writer thread in a retry backoff re-checks give-up now */
         while (w->inflight > 0) {
             pthread_cond_wait(&s->drained, &s->lock);
         }
+        s->destroying--;
         take_returned(w);
     }
     retire(s, w);

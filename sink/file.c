@@ -1,9 +1,11 @@
 /* file.c - the file backend: appends the sink's stream to a path with writev, reopens it on
- * request (SIGHUP, EBADF) and by itself when the path was unlinked or replaced, fsyncs at close. */
+ * request (SIGHUP, EBADF) and by itself when the path was unlinked or replaced, fsyncs at close;
+ * with file_sync, fdatasyncs after each batch (group commit) and only then reports it durable. */
 #include "sink/backend.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -18,7 +20,9 @@ typedef struct {
     void (*free_fn)(void *ptr);
     const char *path; /* borrowed from the engine (valid until close) */
     int fd;
+    bool sync_each;      /* file_sync: durable only after fdatasync (commit) */
     uint64_t pos;        /* stream bytes written so far */
+    uint64_t synced;     /* pos at the last successful sync */
     uint64_t checked_ns; /* last check that path still names fd */
 } file_t;
 
@@ -56,6 +60,7 @@ static int file_open(const char *arg, const sink_backend_opts_t *o, void **st)
     f->sink = o->sink;
     f->free_fn = o->free_fn;
     f->path = arg;
+    f->sync_each = o->cfg != NULL && o->cfg->file_sync;
     f->fd = open_path(arg);
     if (f->fd < 0) {
         int err = f->fd;
@@ -118,8 +123,9 @@ static void check_path(file_t *f)
     sink_backend_log(f->sink, true, "%s was %s without SIGHUP; reopened it", f->path, what);
 }
 
-static ssize_t file_write(void *st, const struct iovec *iov, int n)
+static ssize_t file_write(void *st, const struct iovec *iov, const sink_backend_span_t *span, int n)
 {
+    (void)span;
     file_t *f = st;
     check_path(f);
     ssize_t r = writev(f->fd, iov, n);
@@ -128,8 +134,27 @@ static ssize_t file_write(void *st, const struct iovec *iov, int n)
     }
     /* In the page cache: as durable as this sink promises without a sync policy. */
     f->pos += (uint64_t)r;
-    sink_backend_durable(f->sink, f->pos);
+    if (!f->sync_each) {
+        sink_backend_durable(f->sink, f->pos);
+    }
     return r;
+}
+
+/* Group commit: one fdatasync covers every chunk written since the last one, whichever writer
+ * it came from. FIFOs and special files cannot be synced: what was written is all there is. */
+static int file_commit(void *st)
+{
+    file_t *f = st;
+    if (!f->sync_each || f->synced == f->pos) {
+        return 0;
+    }
+    uint64_t pos = f->pos;
+    if (fdatasync(f->fd) != 0 && errno != EINVAL && errno != EROFS) {
+        return -errno;
+    }
+    f->synced = pos;
+    sink_backend_durable(f->sink, pos);
+    return 0;
 }
 
 static int file_sync(void *st)
@@ -155,6 +180,7 @@ const sink_backend_t sink_backend_file = {
     .open = file_open,
     .write = file_write,
     .reopen = file_reopen,
+    .commit = file_commit,
     .sync = file_sync,
     .close = file_close,
 };

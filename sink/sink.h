@@ -1,11 +1,14 @@
-/* sink.h - where accepted events go: `null` (counted, discarded) or `file:PATH` (appended as
- * NDJSON in batches by one writer thread per sink, reopened on SIGHUP), with bounded memory and
- * backpressure instead of an unbounded queue. One engine (engine.c) does the batching, the
- * backpressure, the retries and the accounting for every backend (null.c, file.c; their seam is
- * sink/backend.h, internal to sink/). */
+/* sink.h - where accepted events go: `null` (counted, discarded), `file:PATH` (appended as
+ * NDJSON in batches by one writer thread per sink, reopened on SIGHUP) or
+ * `nats://HOST:PORT[,HOST:PORT...]/SUBJECT` (published in batches to a NATS JetStream stream),
+ * with bounded memory and backpressure instead of an unbounded queue, and a per-writer durable
+ * sequence for acknowledgements. One engine (engine.c) does the batching, the backpressure, the
+ * retries, the durability bookkeeping and the accounting for every backend (null.c, file.c,
+ * nats.c; their seam is sink/backend.h, internal to sink/). */
 #ifndef INGESTD_SINK_H
 #define INGESTD_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -46,6 +49,25 @@
  * written between the unlink and that check went to the unlinked file (at most about a second's
  * worth); none written after the check is lost there.
  *
+ * Durability (what an acknowledgement may promise). Every event a writer appends gets the next
+ * number of that writer's sequence (1, 2, 3, ...; sink_writer_seq() is the last one). A chunk
+ * stays counted in its writer's in-flight bytes, and held by the engine, until the backend
+ * reports it durable: file: written (page cache), or fdatasync'd when file_sync is set (group
+ * commit: one sync on the writer thread after each batch covers every writer's chunks in it);
+ * nats: stored and acknowledged by the stream. So a sink that does not make data durable fills
+ * its writers and the server sheds load, exactly as a sink that does not take bytes.
+ * sink_writer_durable() is the highest sequence S such that every event <= S of this writer is
+ * settled: durable, or given up (counted by sink_writer_lost(); only at destroy/close, see
+ * below). An HTTP request whose last event is N may be answered "stored" once durable >= N and
+ * lost == 0. The optional durable callback (sink_writer_set_durable_cb) runs on the writer's
+ * loop when the figure advances. The null sink is durable at once (durable == seq, no callback).
+ * TCP has no reply channel: what it loses on a crash is what was appended and not yet durable.
+ *
+ * Giving up at shutdown. sink_writer_destroy and sink_close wait at most durable_timeout_ms
+ * for what was written to become durable (a NATS server that is gone); then the rest is given
+ * up: counted in events_lost and the writer's lost count, logged, and sink_close returns
+ * -ETIMEDOUT (unless an earlier loss already set its error).
+ *
  * Slow sink for tests and benchmarks: point file:PATH at a FIFO. The path is opened with
  * O_NONBLOCK (a FIFO without a reader fails at once with -ENXIO instead of hanging) and then
  * switched to blocking writes, so a reader that reads slowly, or not at all, makes a sink that
@@ -54,14 +76,37 @@
 typedef enum {
     SINK_NULL = 0, /* "null": count and discard */
     SINK_FILE = 1, /* "file:PATH" */
+    SINK_NATS = 2, /* "nats://HOST:PORT[,HOST:PORT...]/SUBJECT" (JetStream) */
 } sink_kind_t;
 
 /* What a bad --sink value is told it may be (for the start-up error line). */
-#define SINK_SPEC_ALLOWED "null or file:PATH"
+#define SINK_SPEC_ALLOWED "null, file:PATH or nats://HOST:PORT[,HOST:PORT...]/SUBJECT"
 
 #define SINK_DEFAULT_CHUNK_BYTES (64u * 1024u)
 #define SINK_DEFAULT_MAX_PENDING_CHUNKS 16u
 #define SINK_DEFAULT_FLUSH_INTERVAL_MS 100u
+#define SINK_DEFAULT_DURABLE_TIMEOUT_MS 5000u
+
+/* JetStream options (used by nats:// sinks only; see sink/nats.c for the message format). */
+typedef struct {
+    const char *stream;  /* stream the subject must belong to (Nats-Expected-Stream);
+                            NULL: SINK_NATS_DEFAULT_STREAM */
+    bool create_stream;  /* create the stream (file storage, subject SUBJECT) if it is absent */
+    int replicas;        /* replicas when creating it; 0: 1 */
+    const char *creds;   /* credentials file (JWT + nkey seed); NULL: none */
+    const char *token;   /* auth token; NULL: none (prefer a file read by the caller) */
+    bool tls;            /* require TLS (libnats is built with OpenSSL in Debian) */
+    const char *ca_file; /* CA bundle for TLS; NULL: the system's */
+    /* Events per message at most; 0: a whole chunk per message (bytes bounded by chunk_bytes
+     * and the server's max payload). */
+    size_t batch_events;
+    uint64_t ack_timeout_ms; /* per message: resent when no ack within; 0: 2000 */
+    size_t max_inflight;     /* messages published and not yet acked; 0: 1024 */
+    int reconnect_buf_bytes; /* cnats's buffer while reconnecting; 0: 8 MiB */
+    const char *instance;    /* unique per process run (message ids); NULL: HOST-RANDOM */
+} sink_nats_config_t;
+
+#define SINK_NATS_DEFAULT_STREAM "INGESTD"
 
 typedef struct {
     const char *spec;          /* "null" | "file:PATH"; borrowed (copied by sink_create) */
@@ -80,7 +125,47 @@ typedef struct {
      * NULL: "ingestd: sink: ...\n" on stderr. Runs on the writer thread. */
     void (*log_fn)(void *log_ctx, const char *line);
     void *log_ctx;
+    /* file: fdatasync after each batch before reporting it durable (group commit). */
+    bool file_sync;
+    /* How long destroy/close wait for written data to become durable before giving it up;
+     * 0: SINK_DEFAULT_DURABLE_TIMEOUT_MS. */
+    uint64_t durable_timeout_ms;
+    sink_nats_config_t nats; /* strings borrowed until sink_create returns */
 } sink_config_t;
+
+/* Ack latency histogram of the nats backend: bucket i counts acks within
+ * sink_ack_latency_bounds_us[i] microseconds (cumulative, Prometheus style); the last bound is
+ * +Inf. */
+#define SINK_ACK_BUCKETS 12
+extern const double sink_ack_latency_bounds_us[SINK_ACK_BUCKETS];
+
+typedef enum {
+    SINK_CONN_NONE = 0,         /* no connection (null, file) */
+    SINK_CONN_CONNECTING = 1,   /* nats: not yet connected at start */
+    SINK_CONN_CONNECTED = 2,    /* nats: connected and the stream checked */
+    SINK_CONN_RECONNECTING = 3, /* nats: connection lost, reconnecting */
+    SINK_CONN_CLOSED = 4,       /* nats: closed for good (gave up reconnecting) */
+} sink_conn_state_t;
+
+/* The nats backend's figures (all 0 for other sinks). */
+typedef struct {
+    uint64_t msgs_published; /* first publishes (resends not included) */
+    uint64_t events_published;
+    uint64_t msgs_stored; /* acked by the stream (duplicates included: stored before) */
+    uint64_t events_stored;
+    uint64_t msgs_duplicate; /* acks saying "duplicate": a resend of something already stored */
+    uint64_t msgs_resent;    /* resends after an error ack or an ack timeout */
+    uint64_t msgs_failed;    /* error acks and ack timeouts (each followed by a resend) */
+    uint64_t publish_errors; /* publish calls that failed (not connected, buffer full, ...) */
+    uint64_t inflight_msgs;  /* gauge: published, not yet acked */
+    uint64_t inflight_bytes; /* gauge */
+    uint64_t disconnects;
+    uint64_t reconnects;
+    uint64_t state; /* a sink_conn_state_t (a plain integer, for the metrics table) */
+    uint64_t ack_latency_count;
+    double ack_latency_sum_seconds;
+    uint64_t ack_latency_buckets[SINK_ACK_BUCKETS]; /* cumulative */
+} sink_nats_stats_t;
 
 /* Cumulative figures summed over the sink and all its writers (live and destroyed), read with
  * relaxed atomics (a lock is taken briefly to walk the writer list; never on the hot path).
@@ -100,6 +185,9 @@ typedef struct {
     uint64_t oversize;         /* events larger than a chunk (each written from its own buffer) */
     uint64_t extra_chunks;     /* chunks allocated beyond max_pending_chunks while full */
     uint64_t pending_bytes;    /* gauge: appended, not yet written or lost (file sink) */
+    uint64_t events_durable;   /* events the backend made durable (see "Durability") */
+    uint64_t undurable_bytes;  /* gauge: written, not yet durable (held chunks' bytes) */
+    sink_nats_stats_t nats;
 } sink_stats_t;
 
 typedef struct srv_sink sink_t;
@@ -109,16 +197,21 @@ typedef struct sink_writer sink_writer_t;
 typedef void (*sink_writable_cb)(void *ctx);
 
 /* Fills cfg with the defaults: spec "null", 64 KiB chunks, 16 chunks per writer, flush every
- * 100 ms, malloc/free, stderr logging. */
+ * 100 ms, malloc/free, stderr logging, no file sync, 5 s durable timeout, nats defaults. */
 void sink_config_init(sink_config_t *cfg);
 
 /* Validates a --sink value. Returns 0 with the kind in *kind and, for file:PATH, *path pointing
- * into spec (borrowed; NULL for null); -EINVAL for anything else (NULL, "", "file:", other
+ * into spec (borrowed; NULL for null; for nats:// the text after "nats:", "//HOSTS/SUBJECT");
+ * -EINVAL for anything else (NULL, "", "file:", "nats://h:1" without a subject, other
  * words; outputs untouched). Either output may be NULL. Start-up error line suggestion:
  * "--sink: 'VALUE' is not " SINK_SPEC_ALLOWED. Any thread. */
 int sink_parse_spec(const char *spec, sink_kind_t *kind, const char **path);
 
-/* Creates a sink. For file:PATH opens PATH with O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, mode 0640
+/* Creates a sink. For nats:// connects (when no server answers it keeps retrying in the
+ * background and returns 0: sink_ready() tells when the stream is reachable) and checks or
+ * creates the stream; -EINVAL for a bad URL or option, -EACCES for rejected credentials, -ENOENT
+ * for a stream that does not exist (and create_stream unset), -EIO for other NATS errors (the
+ * reason is logged). For file:PATH opens PATH with O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, mode 0640
  * (FIFOs: see above) and starts the writer thread with every signal blocked. Returns 0 and a new
  * sink in *out; -EINVAL for a bad spec or config (max_pending_chunks < 2, overflowing bound);
  * -errno from open(2) (-ENOENT, -EACCES, -ENXIO for a FIFO without reader, ...); -ENOMEM; or
@@ -154,7 +247,8 @@ int sink_writer_full(const sink_writer_t *w);
  * after a burst if no timer). Never blocks. Owner loop thread. */
 void sink_writer_flush(sink_writer_t *w);
 
-/* Flushes, then blocks until every chunk of this writer is written (or lost, see above), then
+/* Flushes, then blocks until every chunk of this writer is durable (or given up after
+ * durable_timeout_ms or write errors, see above), then
  * closes its libuv handles. As with uv_close, the loop must run once more (e.g. until
  * uv_loop_close() succeeds) to free the last memory; on_writable never runs after this call.
  * sink_writer_destroy(NULL) does nothing. Owner loop thread. */
@@ -167,13 +261,35 @@ void sink_writer_destroy(sink_writer_t *w);
  * handler or from a uv_signal_t callback. No-op for the null sink. Any thread. */
 void sink_reopen(sink_t *s);
 
+/* 1 when the sink can make events durable now (null, file: always; nats: connected and the
+ * stream checked), else 0. For /readyz. Any thread. */
+int sink_ready(sink_t *s);
+
+/* Sequence number of the last event this writer appended (0 before the first). Owner loop
+ * thread. */
+uint64_t sink_writer_seq(const sink_writer_t *w);
+
+/* Highest sequence S such that every event <= S of this writer is durable or given up (see
+ * "Durability"). Owner loop thread (any thread may read it; it only grows). */
+uint64_t sink_writer_durable(const sink_writer_t *w);
+
+/* Events of this writer given up without becoming durable (destroy/close timeouts, events a
+ * backend can never take). Owner loop thread. */
+uint64_t sink_writer_lost(const sink_writer_t *w);
+
+/* Sets a callback run on the writer's loop thread when sink_writer_durable() has advanced
+ * (coalesced: one call may cover many chunks; re-read the figure in it). NULL stops the calls.
+ * Not used for the null sink (durable at once). Owner loop thread, before or between appends. */
+void sink_writer_set_durable_cb(sink_writer_t *w, sink_writable_cb on_durable, void *ctx);
+
 /* Fills *out (see sink_stats_t). Any thread. */
 void sink_stats(sink_t *s, sink_stats_t *out);
 
 /* Writes everything still queued, fsyncs on the writer thread (EINVAL/EROFS from a FIFO or
  * special file ignored), stops and joins the writer thread, closes the file and frees the sink.
  * Every writer must have been destroyed first. Returns 0 when every appended event was written and
- * synced, else the -errno of the first write error that lost events, or of fsync. sink_close(NULL)
+ * synced (and durable), else the -errno of the first write error that lost events (-ETIMEDOUT
+ * when the backend did not make them durable in time), or of fsync. sink_close(NULL)
  * returns 0. Any thread but the writers' loops, after the workers are done. */
 int sink_close(sink_t *s);
 

@@ -69,6 +69,24 @@ panel("HTTP responses / s by code", "ingestd_http_responses_total{code} on the H
 panel("Connections timed out / s", "ingestd_connections_timed_out_total: closed by --idle-timeout, --header-timeout or --body-timeout.",
       [(f'sum by (instance) (rate({s("ingestd_connections_timed_out_total")}{RI}))', '{{instance}}')], 'ops')
 
+row("Sink durability and JetStream")
+panel("Events made durable / s", "ingestd_sink_events_durable_total: events the sink made durable (file: written, or synced with --file-sync; JetStream: stored and acknowledged). ingestd_sink_events_lost_total: given up at shutdown.",
+      [(f'sum by (instance) (rate({s("ingestd_sink_events_durable_total")}{RI}))', 'durable {{instance}}'),
+       (f'sum by (instance) (rate({s("ingestd_sink_events_lost_total")}{RI}))', 'lost {{instance}}')], 'ops')
+panel("Written, not yet durable", "ingestd_sink_undurable_bytes: written to the file or published to JetStream, waiting for the sync or the stream's ack. Counted against each worker's sink bound, so it pauses reads when it grows.",
+      [(f'sum by (instance) ({s("ingestd_sink_undurable_bytes")})', '{{instance}}')], 'bytes')
+panel("JetStream connection state", "ingestd_nats_connection_state: 1 connecting, 2 connected, 3 reconnecting, 4 closed (0: not a nats sink). Reconnects: ingestd_nats_reconnects_total.",
+      [(f'max by (instance) ({s("ingestd_nats_connection_state")})', '{{instance}}')], 'short')
+panel("JetStream messages / s", "ingestd_nats_messages_stored_total (acked), _resent_total (error acks and ack timeouts, sent again with the same Nats-Msg-Id) and ingestd_nats_publish_errors_total (not connected, reconnect buffer full).",
+      [(f'sum by (instance) (rate({s("ingestd_nats_messages_stored_total")}{RI}))', 'stored {{instance}}'),
+       (f'sum by (instance) (rate({s("ingestd_nats_messages_resent_total")}{RI}))', 'resent {{instance}}'),
+       (f'sum by (instance) (rate({s("ingestd_nats_publish_errors_total")}{RI}))', 'publish errors {{instance}}')], 'ops')
+panel("JetStream in flight", "ingestd_nats_inflight_messages: published, not yet acknowledged (bounded by --nats-max-inflight).",
+      [(f'sum by (instance) ({s("ingestd_nats_inflight_messages")})', '{{instance}}')], 'short')
+panel("JetStream ack latency p50 / p99", "ingestd_nats_ack_latency_seconds: from a message's first publish to the stream's ack (resends included).",
+      [(f'histogram_quantile(0.5, sum by (le) (rate({s("ingestd_nats_ack_latency_seconds_bucket")}{RI})))', 'p50'),
+       (f'histogram_quantile(0.99, sum by (le) (rate({s("ingestd_nats_ack_latency_seconds_bucket")}{RI})))', 'p99')], 's')
+
 row("Memory (the Go article's memstats)")
 panel("Live, allocator and resident memory", "ingestd_memstats_alloc_bytes (live bytes through the counting layer), ingestd_memstats_sys_bytes (what the allocator holds from the OS), process_resident_memory_bytes, and --memory-limit (ingestd_memory_limit_bytes, when set), which live bytes are compared with. Sys bytes that rise and stay high after the load stops and trims run mean memory is being held; a wide gap between sys and live bytes means the allocator keeps freed memory.",
       [(f'sum by (instance) ({s("ingestd_memstats_alloc_bytes")})', 'live {{instance}}'),

@@ -322,7 +322,59 @@ def cmd_k8s():
         files = {n for n, d in docs if d.get("kind") != "Kustomization"}
         fails.check(listed == files, "kustomization resources %s differ from the manifests %s"
                     % (sorted(listed), sorted(files)))
+    check_jetstream_overlay(yaml, fails)
     fails.done("k8s: %d documents" % len(docs))
+
+
+def check_jetstream_overlay(yaml, fails):
+    """deploy/k8s/jetstream: every file parses with its required fields; the kustomization names
+    files that exist; the ingestd patch sets only flag variables, a nats:// sink, and mounts the
+    Secret the NATS StatefulSet reads its token from at the path INGESTD_NATS_TOKEN_FILE names."""
+    jdir = os.path.join(DEPLOY, "k8s", "jetstream")
+    docs = {}
+    for name in sorted(os.listdir(jdir)):
+        if name.endswith((".yaml", ".yml")):
+            with open(os.path.join(jdir, name)) as f:
+                try:
+                    docs[name] = [d for d in yaml.safe_load_all(f) if d is not None]
+                except yaml.YAMLError as e:
+                    fails.check(False, "jetstream/%s: %s" % (name, e))
+    for name, ds in docs.items():
+        for d in ds:
+            fails.check(isinstance(d.get("apiVersion"), str) and isinstance(d.get("kind"), str),
+                        "jetstream/%s: a document without apiVersion/kind" % name)
+            if d.get("kind") != "Kustomization":
+                fails.check(d.get("metadata", {}).get("name"), "jetstream/%s: no metadata.name" % name)
+    kust = docs.get("kustomization.yaml", [{}])[0]
+    for r in kust.get("resources", []):
+        fails.check(r == "../" or r in docs, "jetstream kustomization: no file %s" % r)
+    for p in kust.get("patches", []):
+        fails.check(p.get("path") in docs, "jetstream kustomization: no patch %s" % p.get("path"))
+    sts = [d for ds in docs.values() for d in ds if d.get("kind") == "StatefulSet"]
+    fails.check(len(sts) == 1 and sts[0]["spec"].get("replicas") == 3,
+                "jetstream: expected one StatefulSet of 3 replicas")
+    patch = docs.get("ingestd-nats.yaml", [{}])[0]
+    pspec = patch.get("spec", {}).get("template", {}).get("spec", {})
+    cont = [c for c in pspec.get("containers", []) if c.get("name") == "ingestd"]
+    fails.check(len(cont) == 1, "jetstream patch: no ingestd container")
+    if not cont or not sts:
+        return
+    env = {e["name"]: e.get("value", "") for e in cont[0].get("env", [])}
+    for name in env:
+        fails.check(name in KNOWN_ENV, "jetstream patch: env %s is not an ingestd flag variable" % name)
+    fails.check(re.match(r"^nats://[^/\s]+(,[^/\s]+)*/[^/\s]+$", env.get("INGESTD_SINK", "")),
+                "jetstream patch: INGESTD_SINK %r is not nats://HOSTS/SUBJECT" % env.get("INGESTD_SINK"))
+    nats_env = {e["name"]: e for e in sts[0]["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+    secret = nats_env.get("NATS_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    vols = {v["name"]: v for v in pspec.get("volumes", [])}
+    mounts = {m["name"]: m for m in cont[0].get("volumeMounts", [])}
+    ok = False
+    for vname, v in vols.items():
+        if v.get("secret", {}).get("secretName") == secret.get("name") and vname in mounts:
+            path = mounts[vname]["mountPath"].rstrip("/") + "/" + secret.get("key", "")
+            ok = env.get("INGESTD_NATS_TOKEN_FILE") == path
+    fails.check(ok, "jetstream: INGESTD_NATS_TOKEN_FILE is not the mounted key of the Secret "
+                "the NATS servers read their token from")
 
 
 def dockerfile_env(text):

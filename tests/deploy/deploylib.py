@@ -57,6 +57,15 @@ EXTRA = {
     "ingestd_http_responses_total": "counter",
     "ingestd_allocator_verified": "gauge",
     "ingestd_pool_enabled": "gauge",
+    "ingestd_sink_events_durable_total": "counter",
+    "ingestd_sink_events_lost_total": "counter",
+    "ingestd_sink_undurable_bytes": "gauge",
+    "ingestd_nats_connection_state": "gauge",
+    "ingestd_nats_messages_resent_total": "counter",
+    "ingestd_nats_inflight_messages": "gauge",
+    "ingestd_nats_ack_latency_seconds": "histogram",
+    "ingestd_nats_messages_stored_total": "counter",
+    "ingestd_nats_publish_errors_total": "counter",
 }
 KNOWN = dict(CONTRACT, **EXTRA)
 # Series Prometheus itself adds, which queries may use besides the contract.
@@ -69,6 +78,9 @@ FLAGS = [
     "trim-interval", "max-event-bytes", "max-body-bytes", "max-header-bytes", "max-connections",
     "idle-timeout", "header-timeout", "body-timeout", "sink", "memory-limit", "shutdown-timeout",
     "log-format", "memtrace", "alloc-profile-rate",
+    "file-sync", "nats-stream", "nats-create-stream", "nats-replicas", "nats-creds",
+    "nats-token-file", "nats-tls", "nats-ca", "nats-batch-events", "nats-ack-timeout",
+    "nats-max-inflight", "nats-reconnect-buffer", "instance-id",
 ]
 
 

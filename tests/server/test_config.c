@@ -282,8 +282,8 @@ static void test_items_round_trip_through_the_parser(void **state)
     srv_config_t c;
     srv_config_t d;
     char err[256] = "";
-    char args[32][200];
-    char *argv[34];
+    char args[64][200];
+    char *argv[66];
     const char *name;
     char val[160];
     int argc = 0;

@@ -989,6 +989,7 @@ test_file_replaced_by_rename_is_reopened_and_later_events_go_to_the_new_file(voi
  * global forced by the open signature (no context pointer); tests reset it. */
 typedef struct {
     int fail_writes;      /* the first this many writes return -EIO */
+    int eagain_writes;    /* then this many return -EAGAIN (no room, not an error) */
     size_t max_take;      /* 0: take everything; else at most this many bytes per write */
     bool durable_by_hand; /* true: writes do not report durability (the test does) */
     int sync_rc;          /* what sync returns */
@@ -1021,8 +1022,9 @@ static int fake_open(const char *arg, const sink_backend_opts_t *o, void **st)
     return 0;
 }
 
-static ssize_t fake_write(void *st, const struct iovec *iov, int n)
+static ssize_t fake_write(void *st, const struct iovec *iov, const sink_backend_span_t *span, int n)
 {
+    (void)span;
     fake_t *f = st;
     if (f->gate != NULL && f->writes == 0) {
         while (sem_wait(f->gate) != 0) {
@@ -1033,6 +1035,11 @@ static ssize_t fake_write(void *st, const struct iovec *iov, int n)
     if (f->fail_writes > 0) {
         f->fail_writes--;
         return -EIO;
+    }
+    if (f->eagain_writes > 0) {
+        f->eagain_writes--;
+        sink_backend_wake(f->sink); /* room "arrives" at once, as an ack would bring it */
+        return -EAGAIN;
     }
     size_t took = 0;
     for (int i = 0; i < n; i++) {
@@ -1203,6 +1210,188 @@ static void test_durable_position_only_grows_and_a_failed_sync_is_returned_by_cl
     fake_reset();
 }
 
+static void on_durable_count(void *ctx)
+{
+    waiter_t *wt = ctx;
+    wt->writable += 1000; /* distinguishable from on_writable's +1 */
+}
+
+static void test_durable_sequence_advances_only_as_the_backend_reports_it(void **state)
+{
+    (void)state;
+    fake_reset();
+    fake.durable_by_hand = true;
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config("ignored", 256, 4);
+    sink_t *s;
+    assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    sink_writer_set_durable_cb(w, on_durable_count, &wt);
+    buf_t want = {0};
+    append_and_wait_written(s, w, &wt, &want, 0, 5, 5);
+    assert_int_equal(sink_writer_seq(w), 5);
+    assert_int_equal(sink_writer_durable(w), 0); /* written is not durable */
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.undurable_bytes, want.len);
+    assert_int_equal(st.events_durable, 0);
+
+    sink_backend_durable(s, want.len); /* from this thread, as an ack callback would */
+    assert_int_equal(wait_writable(&wt), 0);
+    assert_true(wt.writable >= 1000); /* the durable callback ran on the loop */
+    assert_int_equal(sink_writer_durable(w), 5);
+    assert_int_equal(sink_writer_lost(w), 0);
+    sink_stats(s, &st);
+    assert_int_equal(st.undurable_bytes, 0);
+    assert_int_equal(st.events_durable, 5);
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    free(want.data);
+    fake_reset();
+}
+
+static void test_undurable_chunks_fill_the_writer_until_the_backend_makes_them_durable(void **state)
+{
+    (void)state;
+    fake_reset();
+    fake.durable_by_hand = true;
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config("ignored", 256, 4); /* full at 768 bytes in flight */
+    sink_t *s;
+    assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    char ev[64];
+    unsigned i = 0;
+    int rc = 0;
+    while (rc == 0 && i < 1000) {
+        size_t len = make_event(ev, sizeof(ev), i++, 40);
+        rc = sink_append(w, ev, len);
+    }
+    assert_int_equal(rc, 1); /* full although the backend took every byte it was given */
+    assert_int_equal(sink_writer_full(w), 1);
+    sink_stats_t st;
+    for (int k = 0; k < 3000; k++) { /* wait until the handed-over chunks are written */
+        sink_stats(s, &st);
+        if (st.pending_bytes <= 256) {
+            break;
+        }
+        usleep(1000);
+    }
+    assert_int_equal(sink_writer_full(w), 1);
+    sink_backend_durable(s, st.bytes_written);
+    assert_int_equal(wait_writable(&wt), 0); /* durability, not writing, made room */
+    assert_int_equal(sink_writer_full(w), 0);
+    sink_writer_flush(w);
+    for (int k = 0; k < 3000 && (sink_stats(s, &st), st.pending_bytes > 0); k++) {
+        usleep(1000);
+    }
+    sink_backend_durable(s, st.bytes_written);
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    fake_reset();
+}
+
+static void test_no_room_is_waited_out_without_counting_an_error(void **state)
+{
+    (void)state;
+    fake_reset();
+    fake.eagain_writes = 5;
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config("ignored", 256, 4);
+    sink_t *s;
+    assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    buf_t want = {0};
+    append_and_wait_written(s, w, &wt, &want, 0, 8, 8);
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.write_errors, 0);
+    assert_int_equal(fake.eagain_writes, 0);
+    assert_int_equal(fake.got.len, want.len);
+    assert_memory_equal(fake.got.data, want.data, want.len);
+    assert_int_equal(sink_writer_durable(w), 8);
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    free(want.data);
+    fake_reset();
+}
+
+static void test_destroy_gives_up_what_never_became_durable_after_the_timeout(void **state)
+{
+    (void)state;
+    fake_reset();
+    fake.durable_by_hand = true; /* and never reported: a NATS that never acks */
+    waiter_t wt;
+    waiter_init(&wt);
+    int logs = 0;
+    sink_config_t cfg = file_config("ignored", 256, 4);
+    cfg.durable_timeout_ms = 100;
+    cfg.log_fn = count_log;
+    cfg.log_ctx = &logs;
+    sink_t *s;
+    assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    buf_t want = {0};
+    append_and_wait_written(s, w, &wt, &want, 0, 7, 7);
+    sink_writer_destroy(w); /* returns after the timeout instead of waiting forever */
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.events_lost, 7);
+    assert_int_equal(st.events_durable, 0);
+    assert_int_equal(st.undurable_bytes, 0);
+    assert_int_equal(sink_close(s), -ETIMEDOUT);
+    assert_true(logs >= 1);
+    assert_int_equal(waiter_close(&wt), 0);
+    free(want.data);
+    fake_reset();
+}
+
+static void test_file_sync_makes_events_durable_after_the_group_commit(void **state)
+{
+    (void)state;
+    tmp_t t;
+    tmp_make(&t, "synced.ndjson");
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config(t.spec, 4096, 4);
+    cfg.file_sync = true;
+    sink_t *s;
+    assert_int_equal(sink_create(&cfg, &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    sink_writer_set_durable_cb(w, on_durable_count, &wt);
+    char ev[64];
+    for (unsigned i = 0; i < 300; i++) {
+        size_t len = make_event(ev, sizeof(ev), i, 20);
+        assert_int_equal(append_obeying(w, &wt, ev, len), 0);
+    }
+    sink_writer_flush(w);
+    while (sink_writer_durable(w) < 300) {
+        assert_int_equal(wait_writable(&wt), 0);
+    }
+    sink_stats_t st;
+    sink_stats(s, &st);
+    assert_int_equal(st.events_durable, 300);
+    assert_int_equal(st.bytes_durable, st.bytes_written);
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), 0);
+    assert_int_equal(waiter_close(&wt), 0);
+    buf_t got = read_file(t.path);
+    assert_int_equal(got.len, st.bytes_written);
+    free(got.data);
+    tmp_remove(&t, NULL);
+}
+
 static void test_destroy_and_close_of_null_do_nothing(void **state)
 {
     (void)state;
@@ -1234,6 +1423,12 @@ int main(void)
             test_a_backend_that_fails_is_retried_with_the_same_bytes_until_it_succeeds),
         cmocka_unit_test(test_short_writes_resume_mid_chunk_and_a_batch_hands_at_most_64_iovecs),
         cmocka_unit_test(test_durable_position_only_grows_and_a_failed_sync_is_returned_by_close),
+        cmocka_unit_test(test_durable_sequence_advances_only_as_the_backend_reports_it),
+        cmocka_unit_test(
+            test_undurable_chunks_fill_the_writer_until_the_backend_makes_them_durable),
+        cmocka_unit_test(test_no_room_is_waited_out_without_counting_an_error),
+        cmocka_unit_test(test_destroy_gives_up_what_never_became_durable_after_the_timeout),
+        cmocka_unit_test(test_file_sync_makes_events_durable_after_the_group_commit),
         cmocka_unit_test(test_destroy_and_close_of_null_do_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,163 @@
+/* test_nats_ingestd.c - the real ingestd binary with --sink nats://... against a real nats-server:
+ * a million events over TCP end up in the stream exactly (counted back by event id), and a NATS
+ * that is gone at shutdown makes ingestd exit non-zero, saying how many events were not stored. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "natsd.h"
+
+#define SUBJECT "itest.events"
+#define STREAM "INGESTD" /* ingestd's default --nats-stream */
+#define WAIT_MS 240000
+
+/* Sends events [from, to) as NDJSON over one TCP connection, in 64 KiB writes. */
+static void send_events(uint16_t port, uint64_t from, uint64_t to)
+{
+    int fd = ih_connect(port);
+    assert_true(fd >= 0);
+    static char buf[65536];
+    size_t len = 0;
+    for (uint64_t i = from; i < to; i++) {
+        if (len + 64 > sizeof(buf)) {
+            assert_int_equal(ih_send_all(fd, buf, len), 0);
+            len = 0;
+        }
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "{\"type\":\"t\",\"i\":%llu}\n",
+                                (unsigned long long)i);
+    }
+    assert_int_equal(ih_send_all(fd, buf, len), 0);
+    close(fd);
+}
+
+static void test_a_million_tcp_events_are_in_the_stream_exactly(void **state)
+{
+    (void)state;
+    const uint64_t n = 1000000;
+    natsd_t d;
+    assert_int_equal(natsd_start(&d), 0);
+    char url[64], spec[96];
+    natsd_url(&d, url, sizeof(url));
+    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u/%s", d.port, SUBJECT);
+    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+
+    ih_server_t srv;
+    const char *extra[] = {"--sink", spec, NULL};
+    assert_int_equal(ih_start(&srv, extra), 0);
+    ih_counts_t base, delta;
+    assert_int_equal(ih_counts(srv.admin_port, &base), 0);
+    send_events(srv.tcp_port, 0, n);
+    assert_int_equal(ih_wait_counts(srv.admin_port, &base, (double)n, WAIT_MS, &delta), 0);
+    assert_true(delta.v[0] == (double)n);        /* every event accepted */
+    assert_int_equal(ih_stop(&srv, SIGTERM), 0); /* drain waits until the stream has them */
+    ih_cleanup(&srv);
+
+    natsd_content_t c;
+    assert_int_equal(natsd_read_stream(url, STREAM, n, &c), 0);
+    assert_int_equal(c.events, n);
+    assert_int_equal(c.dup_events, 0);
+    assert_int_equal(c.dup_msg_ids, 0);
+    assert_int_equal(c.count_mismatch, 0);
+    uint64_t missing = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        missing += c.seen[i] ? 0 : 1;
+    }
+    assert_int_equal(missing, 0);
+    natsd_content_free(&c);
+    natsd_stop(&d);
+}
+
+static void test_nats_gone_at_shutdown_exits_non_zero_and_says_what_was_not_stored(void **state)
+{
+    (void)state;
+    natsd_t d;
+    assert_int_equal(natsd_start(&d), 0);
+    char url[64], spec[96];
+    natsd_url(&d, url, sizeof(url));
+    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u/%s", d.port, SUBJECT);
+    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+    ih_server_t srv;
+    const char *extra[] = {"--sink", spec, NULL};
+    assert_int_equal(ih_start(&srv, extra), 0);
+    natsd_kill(&d);
+    ih_counts_t base, delta;
+    assert_int_equal(ih_counts(srv.admin_port, &base), 0);
+    send_events(srv.tcp_port, 0, 1000);
+    assert_int_equal(ih_wait_counts(srv.admin_port, &base, 1000, WAIT_MS, &delta), 0);
+    assert_int_equal(ih_stop(&srv, SIGTERM), 1);
+    char *log = ih_log(&srv);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "1000 events not stored"));
+    free(log);
+    ih_cleanup(&srv);
+    natsd_stop(&d);
+}
+
+/* Runs loadgen (LOADGEN_BIN) with args; returns its exit status or -1. */
+static int run_loadgen(const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(LOADGEN_BIN, (char *const *)args);
+        _exit(127);
+    }
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+static void
+test_loadgen_verify_nats_passes_when_the_stream_gained_every_event_and_fails_if_not(void **state)
+{
+    (void)state;
+    natsd_t d;
+    assert_int_equal(natsd_start(&d), 0);
+    char url[64], spec[96], verify[96];
+    natsd_url(&d, url, sizeof(url));
+    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u/%s", d.port, SUBJECT);
+    snprintf(verify, sizeof(verify), "nats://127.0.0.1:%u/%s", d.port, STREAM);
+    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+    const char *sinks[2] = {spec, "null"}; /* into the stream, then nowhere */
+    for (int i = 0; i < 2; i++) {
+        ih_server_t srv;
+        const char *extra[] = {"--sink", sinks[i], NULL};
+        assert_int_equal(ih_start(&srv, extra), 0);
+        char target[64], metrics[64];
+        snprintf(target, sizeof(target), "tcp://127.0.0.1:%u", srv.tcp_port);
+        snprintf(metrics, sizeof(metrics), "http://127.0.0.1:%u/metrics", srv.admin_port);
+        const char *args[] = {LOADGEN_BIN,     "run",   "--target",      target,
+                              "--events",      "20000", "--metrics",     metrics,
+                              "--verify-nats", verify,  "--no-progress", NULL};
+        assert_int_equal(run_loadgen(args), i == 0 ? 0 : 1);
+        assert_int_equal(ih_stop(&srv, SIGTERM), 0);
+        ih_cleanup(&srv);
+    }
+    natsd_stop(&d);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        cmocka_set_test_filter(argv[1]);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_million_tcp_events_are_in_the_stream_exactly),
+        cmocka_unit_test(test_nats_gone_at_shutdown_exits_non_zero_and_says_what_was_not_stored),
+        cmocka_unit_test(
+            test_loadgen_verify_nats_passes_when_the_stream_gained_every_event_and_fails_if_not),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
