@@ -142,7 +142,9 @@ static void close_fds(int *fds, unsigned n)
 static int sink_nats_options(const srv_config_t *cfg, sink_config_t *sc, char *token, size_t cap)
 {
     sc->file_sync = cfg->file_sync != 0;
-    sc->durable_timeout_ms = cfg->shutdown_timeout_ms;
+    /* Half the drain: the workers' writers give up what never became durable in time, and
+     * the summary (with the count) is still logged before the shutdown timer ends the process. */
+    sc->durable_timeout_ms = cfg->shutdown_timeout_ms / 2 > 0 ? cfg->shutdown_timeout_ms / 2 : 1;
     sc->nats.stream = cfg->nats_stream;
     sc->nats.create_stream = cfg->nats_create_stream != 0;
     sc->nats.replicas = (int)cfg->nats_replicas;
