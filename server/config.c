@@ -38,6 +38,7 @@ typedef enum {
     K_TEXT,         /* char[SRV_TEXT_MAX], any text up to its size ("" allowed) */
     K_LOGFMT,       /* srv_log_format_t */
     K_PARSE,        /* srv_parse_t, scan|tree */
+    K_ACK,          /* int, accepted|durable */
     K_ALLOW,        /* srv_allow_t */
     K_SWITCH,       /* int; "--name" alone means on, "--name=off" off */
 } kind_t;
@@ -91,6 +92,11 @@ static const flag_t flags[] = {
      "time to receive an HTTP request body"},
     {"sink", "null|file:PATH|nats://HOST:PORT[,HOST:PORT...]/SUBJECT", K_SINK, F(sink), 0, 0,
      "where accepted events go (nats: a JetStream stream, see --nats-*)"},
+    {"ack", "accepted|durable", K_ACK, F(ack_durable), 0, 0,
+     "what an HTTP 200 promises: the events are in the sink's memory, or as safe as the sink makes "
+     "them (file: written, synced with --file-sync; nats: stored by the stream)"},
+    {"ack-timeout", "DURATION", K_DURATION, F(ack_timeout_ms), 1, 3600 * MS_PER_S,
+     "with --ack durable: a request still not durable after this is answered 503 (Retry-After)"},
     {"file-sync", "on|off", K_BOOL, F(file_sync), 0, 0,
      "file sink: fdatasync each batch before it counts as durable (group commit)"},
     {"nats-stream", "NAME", K_TEXT, F(nats_stream), 0, 0,
@@ -167,6 +173,8 @@ void srv_config_defaults(srv_config_t *cfg)
     cfg->nats_reconnect_buffer = 8 * MIB;
     cfg->memory_limit = 0;
     cfg->shutdown_timeout_ms = 10 * MS_PER_S;
+    cfg->ack_durable = 1;
+    cfg->ack_timeout_ms = 10 * MS_PER_S;
     cfg->log_format = SRV_LOG_TEXT;
     srv_allow_default(&cfg->admin_allow);
     cfg->alloc_profile_rate = 0;
@@ -465,6 +473,9 @@ static void format_value(const srv_config_t *cfg, const flag_t *f, char *buf, si
     case K_PARSE:
         snprintf(buf, sz, "%s", srv_parse_name((srv_parse_t)cfg->parse));
         break;
+    case K_ACK:
+        snprintf(buf, sz, "%s", cfg->ack_durable ? "durable" : "accepted");
+        break;
     }
 }
 
@@ -624,6 +635,15 @@ static int apply(srv_config_t *cfg, const flag_t *f, const char *v)
             cfg->log_format = SRV_LOG_TEXT;
         } else if (strcmp(v, "json") == 0) {
             cfg->log_format = SRV_LOG_JSON;
+        } else {
+            return -EINVAL;
+        }
+        return 0;
+    case K_ACK:
+        if (strcmp(v, "durable") == 0) {
+            cfg->ack_durable = 1;
+        } else if (strcmp(v, "accepted") == 0) {
+            cfg->ack_durable = 0;
         } else {
             return -EINVAL;
         }

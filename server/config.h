@@ -50,6 +50,9 @@ typedef struct {
     uint64_t body_timeout_ms;
     char sink[4102]; /* "null", "file:PATH" or "nats://...", checked with sink_parse_spec */
     int file_sync;   /* 1: fdatasync before a batch counts as durable */
+    int ack_durable; /* --ack: 1 durable (answer once the sink made the events durable), 0 accepted
+                      */
+    uint64_t ack_timeout_ms; /* --ack durable: 503 for a request not durable after this long */
     /* JetStream sink (sink.h's sink_nats_config_t); "" means unset. */
     char nats_stream[SRV_TEXT_MAX];
     int nats_create_stream;

@@ -2,6 +2,7 @@
 #include "server/conn.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mem/mem.h"
@@ -218,20 +219,54 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
+/* How many bytes of out may be written now: all, or up to the first reply still held. */
+static size_t writable(srv_conn_t *c)
+{
+    while (c->nholds > 0) {
+        srv_conn_hold_t *h = &c->holds[0];
+        if (c->ops->durable(c) < h->seq) {
+            return h->start > c->out_base ? (size_t)(h->start - c->out_base) : 0;
+        }
+        memmove(&c->holds[0], &c->holds[1], --c->nholds * sizeof(c->holds[0]));
+    }
+    return c->out_len;
+}
+
 void srv_conn_flush(srv_conn_t *c)
 {
     if (c->writing || c->out_len == 0 || c->state == SRV_CONN_CLOSING) {
         return;
     }
-    /* Swap the gathered bytes into the write buffer, so replies gathered meanwhile go to out. */
-    char *t = c->wbuf;
-    size_t tcap = c->wbuf_cap;
-    c->wbuf = c->out;
-    c->wbuf_cap = c->out_cap;
-    c->out = t;
-    c->out_cap = tcap;
-    uv_buf_t b = uv_buf_init(c->wbuf, (unsigned)c->out_len);
-    c->out_len = 0;
+    size_t n = writable(c);
+    if (n == 0) {
+        return; /* held: the owner flushes again when its data is durable */
+    }
+    if (n == c->out_len) {
+        /* Swap the gathered bytes into the write buffer; replies gathered meanwhile go to out. */
+        char *t = c->wbuf;
+        size_t tcap = c->wbuf_cap;
+        c->wbuf = c->out;
+        c->wbuf_cap = c->out_cap;
+        c->out = t;
+        c->out_cap = tcap;
+    } else {
+        /* Write the part before the first held reply; keep the rest at the front of out. */
+        if (c->wbuf_cap < n) {
+            char *b = mem_realloc(c->wbuf, n);
+            if (b == NULL) {
+                report(c, SRV_CONN_ERR_WRITE, UV_ENOMEM);
+                srv_conn_close(c);
+                return;
+            }
+            c->wbuf = b;
+            c->wbuf_cap = n;
+        }
+        memcpy(c->wbuf, c->out, n);
+        memmove(c->out, c->out + n, c->out_len - n);
+    }
+    uv_buf_t b = uv_buf_init(c->wbuf, (unsigned)n);
+    c->out_len -= n;
+    c->out_base += n;
     c->wreq.data = c;
     int r = uv_write(&c->wreq, (uv_stream_t *)&c->handle, &b, 1, on_write);
     if (r < 0) {
@@ -263,6 +298,60 @@ int srv_conn_send(srv_conn_t *c, const char *data, size_t len)
     memcpy(c->out + c->out_len, data, len);
     c->out_len += len;
     return 0;
+}
+
+void srv_conn_reply_done(srv_conn_t *c, uint64_t seq)
+{
+    uint64_t end = c->out_base + c->out_len;
+
+    if (seq != 0 && c->ops->durable != NULL && c->ops->durable(c) < seq) {
+        uint64_t start = c->reply_mark > c->out_base ? c->reply_mark : c->out_base;
+        if (c->nholds == SRV_CONN_HOLDS) {
+            c->holds[c->nholds - 1].seq = seq; /* the later sequence covers both */
+        } else {
+            c->holds[c->nholds].start = start;
+            c->holds[c->nholds].seq = seq;
+            c->holds[c->nholds].since = uv_now(c->handle.loop);
+            c->nholds++;
+        }
+    }
+    c->reply_mark = end;
+}
+
+unsigned srv_conn_held(const srv_conn_t *c)
+{
+    return c->nholds;
+}
+
+int srv_conn_hold_expired(srv_conn_t *c, uint64_t now, uint64_t timeout_ms, int force)
+{
+    static const char body[] =
+        "{\"error\":\"not_durable\",\"detail\":\"the sink did not make the events durable in time;"
+        " they may or may not be stored: send them again\"}\n";
+    char head[192];
+
+    if (c->nholds == 0 || c->state == SRV_CONN_CLOSING ||
+        (!force && now - c->holds[0].since < timeout_ms)) {
+        return 0;
+    }
+    uint64_t start = c->holds[0].start;
+    c->nholds = 0;
+    c->out_len = start > c->out_base ? (size_t)(start - c->out_base) : 0;
+    c->reply_mark = c->out_base + c->out_len;
+    srv_conn_read_stop(c);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Retry-After: 1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
+                     sizeof(body) - 1);
+    if (srv_conn_send(c, head, (size_t)n) == 0) {
+        (void)srv_conn_send(c, body, sizeof(body) - 1);
+    }
+    c->eof = 1; /* close once written: the client was told to go away, no lingering read */
+    if (c->state == SRV_CONN_OPEN || c->state == SRV_CONN_FINISHING) {
+        c->state = SRV_CONN_OPEN;
+        srv_conn_finish(c);
+    }
+    return 1;
 }
 
 /* ---- HTTP ---- */

@@ -18,6 +18,9 @@
 #define SRV_LINGER_BYTES ((uint64_t)16 * 1024 * 1024)
 /* Replies pending beyond this make an HTTP connection stop reading until they are written. */
 #define SRV_CONN_OUT_PAUSE_BYTES (1024 * 1024)
+/* Held replies tracked one by one (--ack durable); a further one merges into the last (their
+ * sequences only grow, so waiting for the later one covers both). */
+#define SRV_CONN_HOLDS 8
 
 typedef enum {
     SRV_CONN_TCP = 0,  /* NDJSON lines, framed by ingest/frame.h */
@@ -67,7 +70,17 @@ typedef struct {
     void (*on_error)(srv_conn_t *c, srv_conn_error_t e, int status);
     /* A connection started lingering: make sure a sweep calls srv_conn_linger_expired. */
     void (*on_linger)(srv_conn_t *c);
+    /* How far the owner's data is durable (a sequence, see srv_conn_reply_done): a held reply
+     * is written once this reaches its sequence. NULL when the owner holds no replies. */
+    uint64_t (*durable)(srv_conn_t *c);
 } srv_conn_ops_t;
+
+/* A reply that may not be written before the owner's data up to seq is durable. */
+typedef struct {
+    uint64_t start; /* stream offset of the reply's first byte */
+    uint64_t seq;
+    uint64_t since; /* uv_now when it was held */
+} srv_conn_hold_t;
 
 /* One connection; the owner allocates it (one allocation, handle embedded) and frees it in
  * on_closed. Plain value struct: the owner may read the fields marked (owner), the rest is
@@ -83,6 +96,7 @@ struct srv_conn {
     int writing;          /* a uv_write is in flight */
     int eof;              /* HTTP: the peer closed its side (nothing left to discard) */
     int probe;            /* (owner) TCP: may read over the memory limit until the next check */
+    uint64_t ack_seq;     /* (owner) HTTP: the sink sequence the request being read must reach */
     uint64_t last_active; /* (owner may read) uv_now of the last read */
     uint64_t phase_start; /* HTTP: when the current phase began */
     srv_http_phase_t phase;
@@ -95,6 +109,10 @@ struct srv_conn {
     size_t out_cap;
     char *wbuf; /* the buffer being written */
     size_t wbuf_cap;
+    uint64_t out_base;   /* stream offset of out[0]: bytes before it were handed to writes */
+    uint64_t reply_mark; /* stream offset where the next reply starts */
+    srv_conn_hold_t holds[SRV_CONN_HOLDS]; /* oldest first */
+    unsigned nholds;
     uv_shutdown_t sreq;
     uv_write_t wreq;
 };
@@ -132,6 +150,17 @@ int srv_conn_read_stop(srv_conn_t *c);
 int srv_conn_send(srv_conn_t *c, const char *data, size_t len);
 /* Writes what is queued when no write is in flight. */
 void srv_conn_flush(srv_conn_t *c);
+
+/* The reply just queued is complete (the HTTP layer's on_request_done). seq 0: it may be
+ * written at once; otherwise it is held, with every reply after it, until ops->durable(c) >= seq
+ * (--ack durable: the events it acknowledges are as safe as the sink makes them). */
+void srv_conn_reply_done(srv_conn_t *c, uint64_t seq);
+/* Replies held now (0: none). */
+unsigned srv_conn_held(const srv_conn_t *c);
+/* The oldest held reply has waited timeout_ms (or force): it and every reply after it are
+ * dropped unwritten and replaced by one 503 with Retry-After and Connection: close (the events
+ * may or may not be stored: the client resends); c finishes after it. Returns 1 when it did. */
+int srv_conn_hold_expired(srv_conn_t *c, uint64_t now, uint64_t timeout_ms, int force);
 
 /* Closes now (no-op when closing). */
 void srv_conn_close(srv_conn_t *c);

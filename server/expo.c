@@ -71,6 +71,7 @@ int srv_expo_snapshot(srv_shared_t *sh, srv_snapshot_t *s)
         s->read_nobufs += metrics_counter_get(&st->read_nobufs);
         s->resume_failures += metrics_counter_get(&st->resume_failures);
         s->reply_drops += metrics_counter_get(&st->reply_drops);
+        s->ack_timeouts += metrics_counter_get(&st->ack_timeouts);
         s->sink_failures += metrics_counter_get(&st->sink_failures);
         s->oversize += metrics_counter_get(&st->oversize);
         s->conns_active += metrics_gauge_get(&st->conns_active);
@@ -174,6 +175,9 @@ static const row_t rows[] = {
     U("ingestd_http_reply_drops_total", "counter",
       "HTTP replies that could not be queued for want of memory (the connection closed).", NULL,
       reply_drops),
+    U("ingestd_http_ack_timeouts_total", "counter",
+      "--ack durable: requests answered 503 because their events were not durable in time.", NULL,
+      ack_timeouts),
     I("ingestd_memstats_alloc_bytes", "gauge", "Live bytes allocated through the counting layer.",
       NULL, mem.alloc_bytes),
     U("ingestd_memstats_alloc_bytes_total", "counter",

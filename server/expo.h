@@ -24,6 +24,7 @@ typedef struct {
     uint64_t read_nobufs;
     uint64_t resume_failures;
     uint64_t reply_drops;
+    uint64_t ack_timeouts;
     uint64_t sink_failures;
     uint64_t oversize;
     int64_t conns_active;

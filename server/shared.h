@@ -38,6 +38,7 @@ typedef struct {
     metrics_counter_t read_nobufs;     /* reads the pool could not give a block for (UV_ENOBUFS) */
     metrics_counter_t resume_failures; /* uv_read_start failed on resume: connection closed */
     metrics_counter_t reply_drops;     /* HTTP replies not queued for want of memory */
+    metrics_counter_t ack_timeouts;    /* --ack durable: requests answered 503, not durable */
     metrics_counter_t oversize;        /* framed lines that outgrew one block */
     metrics_counter_t http_responses[SRV_HTTP_CODES]; /* index into srv_http_codes */
     metrics_gauge_t conns_active;

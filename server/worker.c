@@ -37,6 +37,8 @@ struct srv_worker {
     pool_cache_t *cache;
     ing_frame_stock_t stock; /* assembly buffers lent to this loop's TCP connections */
     sink_writer_t *sink_w;
+    uint64_t durable; /* the writer's durable sequence once it settled at drain (else unused) */
+    int settled;
     base_list_t conns;
     srv_pause_t pause;
     int nobufs;               /* a connection paused because no block could be had */
@@ -150,6 +152,25 @@ static void pause_tcp_reads(srv_worker_t *w)
     }
     if (paused) {
         metrics_counter_add(&w->st->read_pauses, 1);
+    }
+}
+
+/* conn.c asks how far this worker's events are durable (held replies, --ack durable). */
+static uint64_t conn_durable(srv_conn_t *c)
+{
+    srv_worker_t *w = c->owner;
+    return w->settled ? w->durable : sink_writer_durable(w->sink_w);
+}
+
+/* The sink made more of this worker's events durable: write the replies that waited for them. */
+static void on_sink_durable(void *ctx)
+{
+    srv_worker_t *w = ctx;
+    for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
+        srv_conn_t *c = conn_of(l);
+        if (srv_conn_held(c) > 0) {
+            srv_conn_flush(c);
+        }
     }
 }
 
@@ -336,6 +357,7 @@ static const srv_conn_ops_t conn_ops = {
     .on_closed = conn_closed,
     .on_error = conn_error,
     .on_linger = conn_linger_started,
+    .durable = conn_durable,
 };
 
 /* ---- HTTP callbacks ---- */
@@ -348,7 +370,11 @@ static ing_verdict_t http_on_event(void *ctx, const char *data, size_t len, cons
         /* Over one block: it was stitched in the connection's carry buffer, as TCP assembles. */
         metrics_counter_add(&w->st->oversize, 1);
     }
-    return ingest(w, data, len, detail);
+    ing_verdict_t v = ingest(w, data, len, detail);
+    if (v == ING_ACCEPTED && w->cfg->ack_durable) {
+        c->ack_seq = sink_writer_seq(w->sink_w); /* the reply waits until this is durable */
+    }
+    return v;
 }
 
 static void http_on_reject(void *ctx, ing_verdict_t reason)
@@ -371,6 +397,10 @@ static void http_on_request_done(void *ctx, int status)
         i++;
     }
     metrics_counter_add(&w->st->http_responses[i], 1);
+    /* --ack durable: a reply acknowledging events is held until they are durable (ack_seq 0:
+     * nothing accepted, or --ack accepted: written at once). */
+    srv_conn_reply_done(c, c->ack_seq);
+    c->ack_seq = 0;
 }
 
 static int http_shedding(void *ctx)
@@ -552,6 +582,12 @@ static void on_sweep(uv_timer_t *t)
         if (c->state == SRV_CONN_CLOSING || srv_conn_linger_expired(c, now)) {
             continue;
         }
+        if (srv_conn_hold_expired(c, now, cfg->ack_timeout_ms, 0)) {
+            metrics_counter_add(&w->st->ack_timeouts, 1);
+            srv_log_error_limited(&rl_io, "--ack durable: events not durable in time, answered 503",
+                                  NULL);
+            continue;
+        }
         if (limit == 0 || now - since < limit) {
             continue;
         }
@@ -570,8 +606,9 @@ static void on_sweep(uv_timer_t *t)
 static uint64_t sweep_interval(const srv_config_t *cfg)
 {
     uint64_t m = UINT64_MAX;
-    const uint64_t t[] = {cfg->idle_timeout_ms, cfg->header_timeout_ms, cfg->body_timeout_ms};
-    for (size_t i = 0; i < 3; i++) {
+    const uint64_t t[] = {cfg->idle_timeout_ms, cfg->header_timeout_ms, cfg->body_timeout_ms,
+                          cfg->ack_durable ? cfg->ack_timeout_ms : 0};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         if (t[i] != 0 && t[i] < m) {
             m = t[i];
         }
@@ -603,14 +640,32 @@ static void start_drain(srv_worker_t *w)
         close_if_open((uv_handle_t *)&w->http_listener);
     }
     /* Every byte already read has been processed in its read callback; what is left is the
-     * partial line of each TCP connection (truncated) and HTTP bodies cut short. */
-    for (base_link_t *l = w->conns.head; l != NULL; l = next) {
+     * partial line of each TCP connection (truncated) and HTTP bodies cut short. Then the sink
+     * settles (everything appended durable, or given up after its timeout), so the replies
+     * held for --ack durable can be written, or answered 503 when their events never were. */
+    for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
         srv_conn_t *c = conn_of(l);
-        next = l->next;
         if (c->kind == SRV_CONN_HTTP && c->state != SRV_CONN_CLOSING) {
             srv_http_eof(&c->http);
         }
-        srv_conn_close(c);
+    }
+    if (w->sink_w != NULL) {
+        w->durable = sink_writer_settle(w->sink_w);
+        w->settled = 1;
+    }
+    for (base_link_t *l = w->conns.head; l != NULL; l = next) {
+        srv_conn_t *c = conn_of(l);
+        next = l->next;
+        if (c->kind == SRV_CONN_HTTP && c->state != SRV_CONN_CLOSING && c->out_len > 0) {
+            srv_conn_flush(c); /* releases what became durable */
+            if (srv_conn_hold_expired(c, 0, 0, 1)) {
+                metrics_counter_add(&w->st->ack_timeouts, 1);
+            }
+            c->eof = 1; /* close once the replies are written: no lingering at shutdown */
+            srv_conn_finish(c);
+        } else {
+            srv_conn_close(c);
+        }
     }
     sink_writer_destroy(w->sink_w);
     w->sink_w = NULL;
@@ -690,6 +745,9 @@ static int setup(srv_worker_t *w)
     if (r != 0) {
         srv_log("error", "sink writer", "error", strerror(r < 0 ? -r : r), NULL);
         return r;
+    }
+    if (w->cfg->ack_durable) {
+        sink_writer_set_durable_cb(w->sink_w, on_sink_durable, w);
     }
     r = uv_timer_init(&w->loop, &w->sweep_timer);
     if (r != 0) {

@@ -1192,15 +1192,14 @@ static void retire(sink_t *s, sink_writer_t *w)
     s->retired_extra += get(&w->extra);
 }
 
-void sink_writer_destroy(sink_writer_t *w)
+/* Flushes and waits (s->lock held on return) until nothing of w is in flight: durable, or given
+ * up after durable_timeout_ms. */
+static void drain_locked(sink_writer_t *w)
 {
-    if (w == NULL) {
-        return;
-    }
     sink_t *s = w->sink;
     sink_writer_flush(w);
     pthread_mutex_lock(&s->lock);
-    if (!s->discard) {
+    if (!s->discard && !w->destroying) {
         w->destroying = true;
         w->deadline_ns = now_ns() + s->durable_timeout_ns;
         s->destroying++;
@@ -1211,6 +1210,22 @@ void sink_writer_destroy(sink_writer_t *w)
         s->destroying--;
         take_returned(w);
     }
+}
+
+uint64_t sink_writer_settle(sink_writer_t *w)
+{
+    drain_locked(w);
+    pthread_mutex_unlock(&w->sink->lock);
+    return sink_writer_durable(w);
+}
+
+void sink_writer_destroy(sink_writer_t *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    sink_t *s = w->sink;
+    drain_locked(w);
     retire(s, w);
     pthread_mutex_unlock(&s->lock);
 

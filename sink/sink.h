@@ -254,6 +254,11 @@ void sink_writer_flush(sink_writer_t *w);
  * sink_writer_destroy(NULL) does nothing. Owner loop thread. */
 void sink_writer_destroy(sink_writer_t *w);
 
+/* Drain: flushes, then blocks until every chunk of this writer is durable or given up (as
+ * sink_writer_destroy waits), and returns sink_writer_durable(). Nothing may be appended after
+ * it; destroy the writer next. Owner loop thread. */
+uint64_t sink_writer_settle(sink_writer_t *w);
+
 /* Asks the writer thread to reopen the path (log rotation): events appended after this call
  * returns are written to the newly opened file; events already handed over may land in either,
  * none is lost or duplicated. If the reopen fails the old file is kept and the error counted and
