@@ -39,6 +39,7 @@ struct srv_worker {
     sink_writer_t *sink_w;
     uint64_t durable; /* the writer's durable sequence once it settled at drain (else unused) */
     int settled;
+    int flush_due; /* replies wait for events still in the current chunk (--ack durable) */
     base_list_t conns;
     srv_pause_t pause;
     int nobufs;               /* a connection paused because no block could be had */
@@ -339,6 +340,13 @@ static void conn_read(srv_conn_t *c, ssize_t n, const uv_buf_t *buf)
     metrics_counter_add(&w->st->bytes_http, (uint64_t)n);
     srv_conn_http_feed(c, buf->base, (size_t)n);
     pool_put(w->cache, buf->base);
+    if (w->flush_due) {
+        /* Group commit: what this read's requests accepted goes to the writer thread now, not
+         * at the next flush-interval tick, so their held replies wait for one write (and one
+         * sync with --file-sync), not for a timer. */
+        w->flush_due = 0;
+        sink_writer_flush(w->sink_w);
+    }
     if (w->scratch.cap > 64 * 1024) {
         metrics_writer_free(&w->scratch);
         metrics_writer_init(&w->scratch);
@@ -400,6 +408,9 @@ static void http_on_request_done(void *ctx, int status)
     /* --ack durable: a reply acknowledging events is held until they are durable (ack_seq 0:
      * nothing accepted, or --ack accepted: written at once). */
     srv_conn_reply_done(c, c->ack_seq);
+    if (c->ack_seq != 0) {
+        w->flush_due = 1; /* a client waits on these events: hand them over after this read */
+    }
     c->ack_seq = 0;
 }
 
