@@ -15,6 +15,7 @@
 #include "server/control.h"
 #include "server/expo.h"
 #include "server/log.h"
+#include "server/peers.h"
 #include "server/shared.h"
 #include "server/worker.h"
 
@@ -228,6 +229,19 @@ static int alloc_shared(srv_server_t *s)
     for (unsigned i = 0; i < sh->nworkers; i++) {
         srv_expo_trim_hist_init(&sh->stats[i].trim);
     }
+    sh->partial_budget = srv_config_partial_budget(sh->cfg);
+    if (sh->cfg->max_conns_per_peer != 0) {
+        /* Each worker closes at most one connection at a time to make room: cap + workers. */
+        srv_peers_config_t pc = {
+            .max_peers = (size_t)sh->cfg->max_connections + sh->nworkers,
+            .per_peer = (unsigned)sh->cfg->max_conns_per_peer,
+        };
+        int r = srv_peers_create(&pc, &sh->peers);
+        if (r != 0) {
+            srv_log("error", "cannot create the per-peer table", "error", strerror(-r), NULL);
+            return r;
+        }
+    }
     return 0;
 }
 
@@ -311,6 +325,7 @@ void srv_server_destroy(srv_server_t *s)
     mem_free(sh->stats);
     mem_free(sh->types);
     mem_free(sh->caches);
+    srv_peers_destroy(sh->peers);
     if (s->trim_open) {
         srv_trim_close(&sh->trim);
     }

@@ -31,7 +31,12 @@ typedef struct {
     metrics_counter_t bytes_tcp;
     metrics_counter_t bytes_http;
     metrics_counter_t conns_total;
-    metrics_counter_t conns_refused;
+    metrics_counter_t conns_refused;       /* the global cap, nothing idle to close for it */
+    metrics_counter_t conns_refused_peer;  /* --max-connections-per-peer */
+    metrics_counter_t conns_refused_allow; /* --ingest-allow */
+    metrics_counter_t conns_evicted;       /* idle longest, closed to make room at the cap */
+    metrics_counter_t auth_denied;         /* HTTP ingest requests without a valid token (401) */
+    metrics_counter_t slow_closed; /* TCP connections closed: a dropped line still unended */
     metrics_counter_t idle_closed;
     metrics_counter_t sink_failures;   /* sink_append could not keep an event (no memory) */
     metrics_counter_t read_pauses;     /* times reading was paused (sink full or memory limit) */
@@ -51,7 +56,10 @@ typedef struct {
     pool_t *pool; /* thread-safe as pool.h says */
     sink_t *sink; /* thread-safe as sink.h says; NULL once closed (control thread, at the end) */
     unsigned nworkers;
-    uint64_t start_ns; /* uv_hrtime at start-up */
+    uint64_t start_ns;          /* uv_hrtime at start-up */
+    uint64_t partial_budget;    /* srv_config_partial_budget(cfg), 0: none */
+    struct srv_peers *peers;    /* connections per peer (thread-safe as peers.h says), or NULL */
+    struct srv_auth_slot *auth; /* HTTP ingest tokens (auth.h says who calls what), or NULL */
     int allocator_verified;
     srv_trim_t trim; /* the trim rendezvous (trim.h says who calls what) */
 
@@ -76,6 +84,11 @@ typedef struct {
     _Atomic unsigned failed;
     _Atomic unsigned done;
     uv_async_t ctl_async; /* worker -> control: ready, done, a trim answered */
+
+    /* Bytes held in unfinished TCP lines, all workers: each worker adds a connection's change
+     * when it starts or stops holding or its holding grows (relaxed fetch_add; no per-event
+     * traffic). Read by workers (budget) and scrapes. */
+    _Atomic uint64_t partial_held;
 
     /* Written by the control thread, read by any (the admin listener's counters). */
     _Atomic uint64_t admin_requests;

@@ -12,6 +12,7 @@
 #include "server/conn.h"
 #include "server/expo.h"
 #include "server/log.h"
+#include "server/peers.h"
 #include "server/policy.h"
 
 struct srv_worker {
@@ -41,6 +42,7 @@ struct srv_worker {
     srv_pause_t pause;
     int nobufs;               /* a connection paused because no block could be had */
     int pooled;               /* this loop's memory mode now (follows sh->pooled) */
+    size_t held;              /* bytes its TCP connections hold in unfinished lines */
     metrics_writer_t scratch; /* GET /metrics bodies, freed when large after each feed */
 };
 
@@ -100,7 +102,94 @@ static void on_reject(void *ctx, ing_verdict_t reason)
     metrics_counter_add(&w->st->rejected[reason], 1);
 }
 
-static const ing_frame_ops_t frame_ops = {tcp_on_line, on_reject};
+static int tcp_may_grow(void *ctx, size_t held, size_t cap);
+
+static const ing_frame_ops_t frame_ops = {tcp_on_line, on_reject, tcp_may_grow};
+
+/* ---- the partial-line budget and the line deadline ----
+ *
+ * Each TCP connection's held bytes (ing_frame_held) are summed per worker (w->held, plain) and
+ * process-wide (sh->partial_held, a relaxed fetch_add when a connection's holding changes: when
+ * it starts or stops holding a line or its assembly buffer grows, never per event). The budget
+ * is split evenly: a worker may always hold its share (budget / workers), and more while the
+ * process-wide sum stays within the budget. A worker over its share while the sum is over the
+ * budget drops the lines of its oldest holders first, so a fresh client keeps its line. */
+
+/* Brings c's account up to date after its frame changed. ends_before: c->frame.ends before the
+ * change (a line ended when it moved: the deadline restarts for the line held now). */
+static void account(srv_worker_t *w, srv_conn_t *c, uint64_t ends_before)
+{
+    size_t held = ing_frame_held(&c->frame);
+
+    if (!ing_frame_pending(&c->frame)) {
+        c->line_start = 0;
+    } else if (c->line_start == 0 || c->frame.ends != ends_before) {
+        c->line_start = uv_now(&w->loop);
+    }
+    if (held != c->held) {
+        atomic_fetch_add_explicit(&w->sh->partial_held, (uint64_t)held - (uint64_t)c->held,
+                                  memory_order_relaxed);
+        w->held = w->held + held - c->held;
+        c->held = held;
+    }
+}
+
+/* Drops the line c holds (counted under why); the rest of it is skipped to its newline, and the
+ * deadline runs again for that. */
+static void drop_line(srv_worker_t *w, srv_conn_t *c, ing_verdict_t why)
+{
+    if (ing_frame_drop(&c->frame)) {
+        metrics_counter_add(&w->st->rejected[why], 1);
+        account(w, c, c->frame.ends);
+        c->line_start = uv_now(&w->loop);
+    }
+}
+
+/* 1 when this worker may hold extra more bytes (policy above). */
+static int budget_fits(const srv_worker_t *w, size_t extra)
+{
+    uint64_t all = atomic_load_explicit(&w->sh->partial_held, memory_order_relaxed);
+    return srv_policy_budget_fits(w->held, all, extra, w->sh->partial_budget, w->sh->nworkers);
+}
+
+/* Makes room for extra bytes (0: just get within the budget): the oldest holders other than
+ * keep lose their lines (over_budget) while this worker does not fit. Loop thread. */
+static void budget_enforce(srv_worker_t *w, const srv_conn_t *keep, size_t extra)
+{
+    while (!budget_fits(w, extra)) {
+        srv_conn_t *oldest = NULL;
+        for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
+            srv_conn_t *c = conn_of(l);
+            if (c != keep && c->kind == SRV_CONN_TCP && c->held > 0 &&
+                (oldest == NULL || c->line_start < oldest->line_start)) {
+                oldest = c;
+            }
+        }
+        if (oldest == NULL) {
+            return;
+        }
+        drop_line(w, oldest, ING_REJECT_OVER_BUDGET);
+    }
+}
+
+/* The framer asks before an unfinished line's assembly buffer grows: over the memory limit a
+ * line may only be completed in what it holds (policy.h); within the budget it may grow, older
+ * holders losing their lines first to make room. */
+static int tcp_may_grow(void *ctx, size_t held, size_t cap)
+{
+    srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
+
+    if (!srv_policy_line_may_grow(&w->pause)) {
+        return 0;
+    }
+    if (cap <= held || cap <= c->held) {
+        return 1;
+    }
+    size_t extra = cap - (c->held > held ? c->held : held);
+    budget_enforce(w, c, extra);
+    return budget_fits(w, extra);
+}
 
 /* ---- pausing (policy.h) ---- */
 
@@ -220,6 +309,7 @@ static void conn_release(srv_conn_t *c, char *base)
     srv_worker_t *w = c->owner;
     if (c->kind == SRV_CONN_TCP) {
         ing_frame_commit(&c->frame, 0, &frame_ops, c); /* the block goes back when empty */
+        account(w, c, c->frame.ends);
     } else {
         pool_put(w->cache, base);
     }
@@ -232,6 +322,7 @@ static void conn_closing(srv_conn_t *c)
         uint64_t before = c->frame.oversize;
         ing_frame_finish(&c->frame, &frame_ops, c); /* a partial line counts as truncated */
         metrics_counter_add(&w->st->oversize, c->frame.oversize - before);
+        account(w, c, c->frame.ends);
     }
 }
 
@@ -239,6 +330,9 @@ static void conn_closed(srv_conn_t *c)
 {
     srv_worker_t *w = c->owner;
     base_list_unlink(&w->conns, &c->link);
+    if (c->peer_counted) {
+        (void)srv_peers_release(w->sh->peers, (const struct sockaddr *)&c->peer);
+    }
     srv_conn_cleanup(c);
     metrics_gauge_add(&w->st->conns_active, -1);
     mem_free(c);
@@ -296,10 +390,15 @@ static void conn_read(srv_conn_t *c, ssize_t n, const uv_buf_t *buf)
             return;
         }
         uint64_t before = c->frame.oversize;
+        uint64_t ends = c->frame.ends;
         metrics_counter_add(&w->st->bytes_tcp, (uint64_t)n);
         ing_frame_commit(&c->frame, (size_t)n, &frame_ops, c);
         if (c->frame.oversize != before) {
             metrics_counter_add(&w->st->oversize, c->frame.oversize - before);
+        }
+        account(w, c, ends);
+        if (c->held > 0) {
+            budget_enforce(w, NULL, 0);
         }
         if (w->pause.sink_full || w->pause.draining) {
             pause_tcp_reads(w);
@@ -387,6 +486,79 @@ static int http_on_get(void *ctx, const char *path, srv_http_reply_t *reply)
     return srv_expo_get(w->sh, path, reply, &w->scratch);
 }
 
+/* The open connection of this worker silent longest, other than c; NULL when none. */
+static srv_conn_t *idlest(srv_worker_t *w, const srv_conn_t *c)
+{
+    srv_conn_t *best = NULL;
+    for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
+        srv_conn_t *o = conn_of(l);
+        if (o != c && o->state == SRV_CONN_OPEN &&
+            (best == NULL || o->last_active < best->last_active)) {
+            best = o;
+        }
+    }
+    return best;
+}
+
+/* Turns a new connection away: HTTP gets status (403 or 503) before the close. */
+static void refuse(srv_conn_t *c, int status)
+{
+    static const char r403[] = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: 10\r\nConnection: close\r\n\r\nforbidden\n";
+    static const char r503[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
+
+    if (c->kind == SRV_CONN_HTTP) {
+        const char *r = status == 403 ? r403 : r503;
+        size_t len = status == 403 ? sizeof(r403) - 1 : sizeof(r503) - 1;
+        if (srv_conn_send(c, r, len) == 0) {
+            srv_conn_finish(c);
+            return;
+        }
+    }
+    srv_conn_close(c);
+}
+
+/* The admission rules, in order: --ingest-allow (403), the per-peer cap (503), the global cap
+ * (room made by closing this worker's connection idle longest; 503 when there is none). Returns
+ * 0 when c may stay, else it was refused and counted. */
+static int admit(srv_worker_t *w, srv_conn_t *c)
+{
+    const srv_config_t *cfg = w->cfg;
+    const struct sockaddr *peer = (const struct sockaddr *)&c->peer;
+    int plen = (int)sizeof(c->peer);
+
+    if (uv_tcp_getpeername(&c->handle, (struct sockaddr *)&c->peer, &plen) != 0) {
+        c->peer.ss_family = AF_UNSPEC;
+    }
+    if (!srv_allow_match(&cfg->ingest_allow, peer)) {
+        metrics_counter_add(&w->st->conns_refused_allow, 1);
+        refuse(c, 403);
+        return -1;
+    }
+    if (w->sh->peers != NULL && c->peer.ss_family != AF_UNSPEC) {
+        int r = srv_peers_acquire(w->sh->peers, peer);
+        if (r == -EUSERS) {
+            metrics_counter_add(&w->st->conns_refused_peer, 1);
+            refuse(c, 503);
+            return -1;
+        }
+        c->peer_counted = r == 0; /* -ENOSPC/-ENOMEM: the global cap still bounds it */
+    }
+    if ((uint64_t)srv_expo_active_conns(w->sh) > cfg->max_connections) {
+        srv_conn_t *victim = idlest(w, c);
+        if (victim == NULL) {
+            metrics_counter_add(&w->st->conns_refused, 1);
+            refuse(c, 503);
+            return -1;
+        }
+        metrics_counter_add(&w->st->conns_evicted, 1);
+        srv_conn_close(victim);
+    }
+    return 0;
+}
+
 static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
 {
     srv_worker_t *w = server->data;
@@ -400,12 +572,6 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
     if (srv_conn_accept(c, &w->loop, server, kind, &conn_ops, w) != 0) {
         return; /* conn_closed frees it */
     }
-    if ((uint64_t)srv_expo_active_conns(w->sh) > cfg->max_connections) {
-        metrics_counter_add(&w->st->conns_refused, 1);
-        srv_conn_close(c);
-        return;
-    }
-    metrics_counter_add(&w->st->conns_total, 1);
     if (kind == SRV_CONN_TCP) {
         /* Naive mode allocates every assembly buffer afresh: no stock. */
         ing_frame_stock_t *stock = w->pooled ? &w->stock : NULL;
@@ -428,6 +594,10 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
         };
         srv_conn_http_init(c, &lim, &cbs);
     }
+    if (admit(w, c) != 0) {
+        return;
+    }
+    metrics_counter_add(&w->st->conns_total, 1);
     resume(w, c);
 }
 
@@ -523,6 +693,7 @@ static void on_sweep(uv_timer_t *t)
     if (w->nobufs && !w->pause.draining) {
         resume_reads(w); /* connections paused by UV_ENOBUFS try again */
     }
+    budget_enforce(w, NULL, 0);
     for (base_link_t *l = w->conns.head; l != NULL; l = next) {
         srv_conn_t *c = conn_of(l);
         next = l->next;
@@ -531,6 +702,17 @@ static void on_sweep(uv_timer_t *t)
                                           cfg->body_timeout_ms, &since);
         if (c->state == SRV_CONN_CLOSING || srv_conn_linger_expired(c, now)) {
             continue;
+        }
+        if (cfg->line_timeout_ms != 0 && c->kind == SRV_CONN_TCP && c->reading &&
+            c->state == SRV_CONN_OPEN && c->line_start != 0 &&
+            now - c->line_start >= cfg->line_timeout_ms) {
+            if (c->frame.skipping) {
+                /* Its last line was dropped and has not ended since: it keeps doing it. */
+                metrics_counter_add(&w->st->slow_closed, 1);
+                srv_conn_close(c);
+                continue;
+            }
+            drop_line(w, c, ING_REJECT_SLOW_LINE);
         }
         if (limit == 0 || now - since < limit) {
             continue;
@@ -550,8 +732,9 @@ static void on_sweep(uv_timer_t *t)
 static uint64_t sweep_interval(const srv_config_t *cfg)
 {
     uint64_t m = UINT64_MAX;
-    const uint64_t t[] = {cfg->idle_timeout_ms, cfg->header_timeout_ms, cfg->body_timeout_ms};
-    for (size_t i = 0; i < 3; i++) {
+    const uint64_t t[] = {cfg->idle_timeout_ms, cfg->header_timeout_ms, cfg->body_timeout_ms,
+                          cfg->line_timeout_ms};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         if (t[i] != 0 && t[i] < m) {
             m = t[i];
         }

@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static pool_t *pool;
     static pool_cache_t *cache;
     static out_t want, got;
-    static const ing_frame_ops_t ops = {on_line, on_reject};
+    static const ing_frame_ops_t ops = {on_line, on_reject, NULL};
 
     if (size < 2) {
         return 0;

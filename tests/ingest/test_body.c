@@ -60,7 +60,7 @@ static void tcp_reject(void *ctx, ing_verdict_t v)
     rec_put(ctx, ing_verdict_name(v));
 }
 
-static const ing_frame_ops_t tcp_ops = {tcp_line, tcp_reject};
+static const ing_frame_ops_t tcp_ops = {tcp_line, tcp_reject, NULL};
 
 static void body_event(void *ctx, uint64_t index, const char *data, size_t len)
 {

@@ -577,7 +577,7 @@ static void test_over_the_memory_limit_partial_lines_complete_and_nothing_is_los
     }
     assert_int_equal(ih_wait_counts(s.admin_port, &base, LIMIT_HOLDERS + LIMIT_LATE, 10000, &d), 0);
     assert_true(d.v[0] == LIMIT_HOLDERS + LIMIT_LATE);
-    for (int r = 1; r < 6; r++) {
+    for (int r = 1; r < IH_REASONS; r++) {
         assert_true(d.v[r] == 0);
     }
     /* The blocks went back and were released: below the limit again. */
