@@ -98,8 +98,8 @@ static const flag_t flags[] = {
      "one line per trim cycle on stderr (also INGESTD_DEBUG=memtrace=1)"},
     /* Hostile clients (issue 11): docs/OPERATIONS.md, "Threat model". */
     {"partial-budget", "BYTES|off", K_BYTES_OFF, F(partial_budget), 4 * KIB, UINT64_MAX,
-     "bytes held in unfinished TCP lines over all workers (at most half of --memory-limit); "
-     "the oldest holders lose their lines (over_budget)"},
+     "bytes held in unfinished TCP lines over all workers, at most half of --memory-limit "
+     "(off: none); the oldest holders lose their lines (over_budget)"},
     {"line-timeout", "DURATION|off", K_DURATION_OFF, F(line_timeout_ms), 1, 24 * 3600 * MS_PER_S,
      "a started TCP line must end this soon, else it is dropped (slow_line)"},
     {"max-connections-per-peer", "N|0", K_UINT64, F(max_conns_per_peer), 0, 10000000,
@@ -109,6 +109,8 @@ static const flag_t flags[] = {
     {"ingest-tokens-file", "PATH|off", K_PATH, F(ingest_tokens_file), 0,
      sizeof(((srv_config_t *)0)->ingest_tokens_file),
      "bearer tokens HTTP ingest requires, one a line; reloaded on SIGHUP"},
+    {"max-gzip-ratio", "N|0", K_UINT64, F(max_gzip_ratio), 0, 1000000,
+     "gzip bodies decoding to more than N times their size get 413 (0: no cap)"},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -158,12 +160,13 @@ void srv_config_defaults(srv_config_t *cfg)
     char errbuf[SRV_ALLOW_ERRLEN];
     (void)srv_allow_parse("0.0.0.0/0,::/0", &cfg->ingest_allow, errbuf);
     cfg->ingest_tokens_file[0] = '\0';
+    cfg->max_gzip_ratio = 200;
 }
 
 uint64_t srv_config_partial_budget(const srv_config_t *cfg)
 {
     uint64_t b = cfg->partial_budget;
-    if (cfg->memory_limit != 0 && (b == 0 || b > cfg->memory_limit / 2)) {
+    if (cfg->memory_limit != 0 && b > cfg->memory_limit / 2) {
         b = cfg->memory_limit / 2;
     }
     return b;

@@ -52,10 +52,11 @@ typedef struct {
     uint64_t max_conns_per_peer;   /* connections per peer address; 0: no cap */
     srv_allow_t ingest_allow;      /* peers both ingest ports serve (others are closed) */
     char ingest_tokens_file[4096]; /* bearer tokens for HTTP ingest; "": none asked */
+    uint64_t max_gzip_ratio;       /* gzip bodies: decoded / compressed cap; 0: none */
 } srv_config_t;
 
-/* The partial-line budget in force: --partial-budget, and at most half of --memory-limit when
- * one is set (0: none). Pure. */
+/* The partial-line budget in force: --partial-budget (0, "off": none), and at most half of
+ * --memory-limit when both are set. Pure. */
 uint64_t srv_config_partial_budget(const srv_config_t *cfg);
 
 /* Fills cfg with every default (workers = usable CPUs). */

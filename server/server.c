@@ -12,6 +12,7 @@
 
 #include "mem/allocprof.h"
 #include "mem/mem.h"
+#include "server/auth.h"
 #include "server/control.h"
 #include "server/expo.h"
 #include "server/log.h"
@@ -215,6 +216,38 @@ static int bind_all(const srv_config_t *cfg, unsigned n, int *tcp_fds, int *http
     return 0;
 }
 
+int srv_server_load_tokens(srv_shared_t *sh)
+{
+    srv_auth_limits_t lim;
+    srv_auth_set_t *set = NULL;
+    char msg[SRV_AUTH_MSGLEN];
+    const char *path = sh->cfg->ingest_tokens_file;
+
+    srv_auth_limits_default(&lim);
+    msg[0] = '\0';
+    int r = srv_auth_set_load(path, &lim, &set, msg, sizeof(msg));
+    if (r != 0) {
+        srv_log("error", "cannot load --ingest-tokens-file; the tokens in force stay", "path", path,
+                "error", msg, NULL);
+        return r;
+    }
+    if (msg[0] != '\0') {
+        srv_log("warn", "ingest tokens", "path", path, "warning", msg, NULL);
+    }
+    char count[24];
+    snprintf(count, sizeof(count), "%zu", srv_auth_set_count(set));
+    if (sh->auth == NULL) {
+        r = srv_auth_slot_create(set, &sh->auth);
+        if (r != 0) {
+            return r;
+        }
+    } else {
+        srv_auth_slot_publish(sh->auth, set);
+    }
+    srv_log("info", "ingest tokens loaded", "path", path, "tokens", count, NULL);
+    return 0;
+}
+
 /* The per-worker arrays of shared.h. Returns 0 or -ENOMEM. */
 static int alloc_shared(srv_server_t *s)
 {
@@ -230,6 +263,12 @@ static int alloc_shared(srv_server_t *s)
         srv_expo_trim_hist_init(&sh->stats[i].trim);
     }
     sh->partial_budget = srv_config_partial_budget(sh->cfg);
+    if (sh->cfg->ingest_tokens_file[0] != '\0') {
+        int r = srv_server_load_tokens(sh);
+        if (r != 0) {
+            return r;
+        }
+    }
     if (sh->cfg->max_conns_per_peer != 0) {
         /* Each worker closes at most one connection at a time to make room: cap + workers. */
         srv_peers_config_t pc = {
@@ -326,6 +365,7 @@ void srv_server_destroy(srv_server_t *s)
     mem_free(sh->types);
     mem_free(sh->caches);
     srv_peers_destroy(sh->peers);
+    srv_auth_slot_destroy(sh->auth); /* the workers closed their readers at exit */
     if (s->trim_open) {
         srv_trim_close(&sh->trim);
     }

@@ -18,7 +18,7 @@
 #define SRV_CACHE_LINE 64
 
 /* HTTP response codes counted one by one on ingest ports; others count as "other" (0). */
-#define SRV_HTTP_CODES 10
+#define SRV_HTTP_CODES 13
 extern const int srv_http_codes[SRV_HTTP_CODES];
 
 /* One worker's counters. Writer: that worker's loop thread only (metrics.h single-writer
@@ -101,5 +101,9 @@ static inline int srv_shared_workers_live(srv_shared_t *sh)
 {
     return atomic_load(&sh->ready) == sh->nworkers && !atomic_load(&sh->draining);
 }
+
+/* Loads --ingest-tokens-file and publishes it (creating sh->auth the first time). On failure
+ * logs why and keeps the set in force. Returns 0 or -errno. Control thread (start-up, SIGHUP). */
+int srv_server_load_tokens(srv_shared_t *sh);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "ingest/judge.h"
 #include "mem/mem.h"
+#include "server/auth.h"
 #include "server/conn.h"
 #include "server/expo.h"
 #include "server/log.h"
@@ -43,13 +44,16 @@ struct srv_worker {
     int nobufs;               /* a connection paused because no block could be had */
     int pooled;               /* this loop's memory mode now (follows sh->pooled) */
     size_t held;              /* bytes its TCP connections hold in unfinished lines */
+    srv_auth_reader_t auth;   /* its view of sh->auth (auth.h) */
     metrics_writer_t scratch; /* GET /metrics bodies, freed when large after each feed */
 };
 
 static srv_ratelimit_t rl_io;
 static srv_ratelimit_t rl_sink;
+static srv_ratelimit_t rl_auth;
 
-const int srv_http_codes[SRV_HTTP_CODES] = {200, 400, 404, 405, 408, 413, 415, 431, 503, 0};
+const int srv_http_codes[SRV_HTTP_CODES] = {200, 400, 401, 403, 404, 405, 408,
+                                            413, 415, 431, 501, 503, 0};
 
 static srv_conn_t *conn_of(base_link_t *l)
 {
@@ -483,7 +487,39 @@ static int http_on_get(void *ctx, const char *path, srv_http_reply_t *reply)
 {
     srv_conn_t *c = ctx;
     srv_worker_t *w = c->owner;
+    /* Probes stay open; /metrics tells event types and memory: the admin allowlist decides. */
+    if (reply != NULL && strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0 &&
+        !srv_allow_match(&w->cfg->admin_allow, (const struct sockaddr *)&c->peer)) {
+        if (srv_expo_get(w->sh, path, NULL, &w->scratch) != 0) {
+            return 404;
+        }
+        reply->status = 403;
+        reply->body = "forbidden: not in --admin-allow\n";
+        reply->body_len = strlen(reply->body);
+        return 0;
+    }
     return srv_expo_get(w->sh, path, reply, &w->scratch);
+}
+
+/* Bearer tokens (--ingest-tokens-file): the set in force now, checked in constant time. */
+static int http_authorize(void *ctx, const char *value, size_t len, unsigned lines, char *hdr,
+                          size_t hdrsz)
+{
+    srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
+    const srv_auth_set_t *set = srv_auth_reader_current(&w->auth, w->sh->auth);
+    srv_auth_result_t r = lines > 1 ? SRV_AUTH_MALFORMED : srv_auth_check(set, value, len);
+    char chal[256];
+
+    if (r == SRV_AUTH_OK) {
+        return 0;
+    }
+    metrics_counter_add(&w->st->auth_denied, 1);
+    srv_log_error_limited(&rl_auth, "ingest request refused: no valid bearer token", "result",
+                          srv_auth_result_name(r), NULL);
+    srv_auth_challenge(r, "ingestd", chal, sizeof(chal));
+    snprintf(hdr, hdrsz, "WWW-Authenticate: %s\r\n", chal);
+    return 401;
 }
 
 /* The open connection of this worker silent longest, other than c; NULL when none. */
@@ -584,8 +620,13 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
             .max_errors = SRV_HTTP_DEFAULT_MAX_ERRORS,
             .realloc_fn = mem_realloc,
             .free_fn = mem_free,
+            .gzip = 1,
+            .max_gzip_ratio = (uint32_t)cfg->max_gzip_ratio,
+            .gzip_ratio_grace = 64 * 1024,
+            .require_host = 1,
         };
         srv_http_cbs_t cbs = {
+            .authorize = w->sh->auth != NULL ? http_authorize : NULL,
             .on_event = http_on_event,
             .on_reject = http_on_reject,
             .on_get = http_on_get,
@@ -839,6 +880,7 @@ static int setup(srv_worker_t *w)
     int r;
 
     metrics_writer_init(&w->scratch);
+    srv_auth_reader_init(&w->auth);
     ing_frame_stock_init(&w->stock, mem_free);
     r = pool_cache_create(sh->pool, &w->cache);
     if (r != 0) {
@@ -888,6 +930,7 @@ static void teardown(srv_worker_t *w)
         start_drain(w);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    srv_auth_reader_close(&w->auth);
     ing_judge_destroy(&w->judge);
     ing_frame_stock_destroy(&w->stock);
     pool_cache_destroy(w->cache);
