@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "harness.h"
 
 #define KIB 1024.0
@@ -114,6 +116,65 @@ static int send_events(uint16_t port, int n)
     close(fd);
     free(buf);
     return r;
+}
+
+/* One HTTP exchange from source address src; returns the response (caller frees) or NULL. */
+static char *http_from(const char *src, uint16_t port, const char *req, size_t len)
+{
+    int fd = connect_from(src, port);
+    if (fd < 0) {
+        return NULL;
+    }
+    return ih_http_fd(fd, req, len, NULL);
+}
+
+/* POST /v1/events with extra header lines and a body (len bytes). */
+static char *post_events(uint16_t port, const char *headers, const void *body, size_t len)
+{
+    size_t cap = len + 1024;
+    char *req = malloc(cap);
+    if (req == NULL) {
+        return NULL;
+    }
+    int n = snprintf(req, cap,
+                     "POST /v1/events HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     headers, len);
+    memcpy(req + n, body, len);
+    char *resp = http_from(NULL, port, req, (size_t)n + len);
+    free(req);
+    return resp;
+}
+
+/* gzip of data into a new buffer (*out_len). */
+static unsigned char *gzip_of(const void *data, size_t len, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        return NULL;
+    }
+    size_t cap = deflateBound(&z, (uLong)len) + 64;
+    unsigned char *out = malloc(cap);
+    z.next_in = (Bytef *)(uintptr_t)data;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    int r = deflate(&z, Z_FINISH);
+    *out_len = z.total_out;
+    deflateEnd(&z);
+    if (r != Z_STREAM_END) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static int status_of(char *resp)
+{
+    int st = ih_http_status(resp);
+    free(resp);
+    return st;
 }
 
 #define HOLDERS 64
@@ -339,6 +400,167 @@ static void test_ingest_allow_closes_both_ingest_ports_to_other_peers(void **sta
     ih_cleanup(&s);
 }
 
+static void
+test_http_ingest_needs_a_bearer_token_from_the_file_and_a_reload_takes_new_ones(void **state)
+{
+    char path[] = "/tmp/ingestd-tokens-XXXXXX";
+    int tf = mkstemp(path);
+    assert_true(tf >= 0);
+    const char *first = "# ingest tokens\nfirst-token-0123456789\n";
+    assert_int_equal(write(tf, first, strlen(first)), (ssize_t)strlen(first));
+    close(tf);
+    const char *const flags[] = {"--ingest-tokens-file", path, NULL};
+    ih_server_t s;
+    const char *ev = "{\"type\":\"a\"}\n";
+    (void)state;
+
+    assert_int_equal(ih_start(&s, flags), 0);
+    /* No token, a wrong one, two Authorization lines: 401 with a challenge, nothing parsed. */
+    char *r = post_events(s.http_port, "", ev, strlen(ev));
+    assert_non_null(r);
+    assert_int_equal(ih_http_status(r), 401);
+    assert_non_null(strstr(r, "WWW-Authenticate: Bearer realm=\"ingestd\""));
+    free(r);
+    r = post_events(s.http_port, "Authorization: Bearer wrong-token-0123456789\r\n", ev,
+                    strlen(ev));
+    assert_non_null(strstr(r, "error=\"invalid_token\""));
+    assert_int_equal(status_of(r), 401);
+    assert_int_equal(status_of(post_events(s.http_port,
+                                           "Authorization: Bearer first-token-0123456789\r\n"
+                                           "Authorization: Bearer first-token-0123456789\r\n",
+                                           ev, strlen(ev))),
+                     401);
+    assert_true(ih_metric(s.admin_port, "ingestd_http_auth_denied_total") == 3);
+    assert_true(ih_metric(s.admin_port, "ingestd_events_accepted_total") == 0);
+    assert_true(ih_metric(s.admin_port, "ingestd_http_responses_total{code=\"401\"}") == 3);
+    /* The right token. */
+    assert_int_equal(
+        status_of(post_events(s.http_port, "Authorization: bearer first-token-0123456789\r\n", ev,
+                              strlen(ev))),
+        200);
+    /* A new file on SIGHUP: the old token is gone, the new one works. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("second-token-0123456789\n", f);
+    fclose(f);
+    kill(s.pid, SIGHUP);
+    int st = 0;
+    for (int i = 0; i < 100; i++) {
+        st = status_of(post_events(s.http_port, "Authorization: Bearer second-token-0123456789\r\n",
+                                   ev, strlen(ev)));
+        if (st == 200) {
+            break;
+        }
+        sleep_ms(50);
+    }
+    assert_int_equal(st, 200);
+    assert_int_equal(
+        status_of(post_events(s.http_port, "Authorization: Bearer first-token-0123456789\r\n", ev,
+                              strlen(ev))),
+        401);
+    /* A broken file on SIGHUP keeps the set in force. */
+    f = fopen(path, "w");
+    fputs("short\n", f);
+    fclose(f);
+    kill(s.pid, SIGHUP);
+    sleep_ms(300);
+    assert_int_equal(
+        status_of(post_events(s.http_port, "Authorization: Bearer second-token-0123456789\r\n", ev,
+                              strlen(ev))),
+        200);
+    /* TCP ingest is not asked for tokens (--ingest-allow closes it). */
+    assert_int_equal(ih_stop(&s, SIGTERM), 0);
+    ih_cleanup(&s);
+    unlink(path);
+}
+
+static void test_metrics_on_the_ingest_port_obey_the_admin_allowlist_probes_stay_open(void **state)
+{
+    static const char *const flags[] = {"--admin-allow", "127.0.0.1/32", NULL};
+    static const char get_metrics[] =
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    static const char get_health[] =
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    static const char get_ready[] = "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    ih_server_t s;
+    (void)state;
+
+    assert_int_equal(ih_start(&s, flags), 0);
+    assert_int_equal(
+        status_of(http_from("127.0.0.2", s.http_port, get_metrics, sizeof(get_metrics) - 1)), 403);
+    assert_int_equal(
+        status_of(http_from("127.0.0.2", s.http_port, get_health, sizeof(get_health) - 1)), 200);
+    assert_int_equal(
+        status_of(http_from("127.0.0.2", s.http_port, get_ready, sizeof(get_ready) - 1)), 200);
+    assert_int_equal(
+        status_of(http_from("127.0.0.1", s.http_port, get_metrics, sizeof(get_metrics) - 1)), 200);
+    assert_int_equal(ih_stop(&s, SIGTERM), 0);
+    ih_cleanup(&s);
+}
+
+static void test_gzip_bodies_are_decoded_in_the_same_path_and_bad_codings_are_refused(void **state)
+{
+    static const char *const flags[] = {"--max-body-bytes", "256KiB", "--max-gzip-ratio", "50",
+                                        NULL};
+    ih_server_t s;
+    size_t n = 0;
+    (void)state;
+
+    assert_int_equal(ih_start(&s, flags), 0);
+    /* 2000 events, gzip: all accepted, the reply counts them. */
+    char *plain = malloc(2000 * 40);
+    size_t plen = 0;
+    for (int i = 0; i < 2000; i++) {
+        plen += (size_t)sprintf(plain + plen, "{\"type\":\"gz\",\"i\":%d}\n", i);
+    }
+    unsigned char *gz = gzip_of(plain, plen, &n);
+    assert_non_null(gz);
+    char *r = post_events(s.http_port, "Content-Encoding: gzip\r\n", gz, n);
+    assert_int_equal(ih_http_status(r), 200);
+    assert_non_null(strstr(r, "\"accepted\":2000,"));
+    free(r);
+    /* A later "identity" line does not undo gzip (the combined value counts). */
+    r = post_events(s.http_port, "Content-Encoding: gzip\r\nContent-Encoding: identity\r\n", gz, n);
+    assert_non_null(strstr(r, "\"accepted\":2000,"));
+    assert_int_equal(status_of(r), 200);
+    free(gz);
+    /* A bomb: 4 MiB of zeros in a few KiB -> 413 (ratio, then size). */
+    char *zeros = calloc(1, 4 << 20);
+    gz = gzip_of(zeros, 4 << 20, &n);
+    assert_int_equal(status_of(post_events(s.http_port, "Content-Encoding: gzip\r\n", gz, n)), 413);
+    free(gz);
+    /* Decoded size over --max-body-bytes, ratio fine: 413. */
+    for (size_t i = 0; i < 1 << 20; i++) {
+        zeros[i] = (char)('a' + (i * 7919 % 26));
+    }
+    gz = gzip_of(zeros, 1 << 20, &n);
+    assert_true(n < 256 * 1024);
+    assert_int_equal(status_of(post_events(s.http_port, "Content-Encoding: gzip\r\n", gz, n)), 413);
+    /* Corrupt: 400. Another coding: 415. */
+    gz[20] ^= 0x55;
+    gz[21] ^= 0x55;
+    assert_int_equal(status_of(post_events(s.http_port, "Content-Encoding: gzip\r\n", gz, n)), 400);
+    free(gz);
+    free(zeros);
+    assert_int_equal(status_of(post_events(s.http_port, "Content-Encoding: br\r\n", "{}", 2)), 415);
+    assert_int_equal(status_of(post_events(
+                         s.http_port, "Content-Encoding: identity        , gzip\r\n", "{}", 2)),
+                     400); /* gzip now: "{}" is no gzip stream */
+    /* Transfer codings other than chunked: 501. No Host on HTTP/1.1: 400. Two Hosts: 400. */
+    const char *te = "POST /v1/events HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n"
+                     "Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    assert_int_equal(status_of(http_from(NULL, s.http_port, te, strlen(te))), 501);
+    const char *nohost = "POST /v1/events HTTP/1.1\r\nContent-Length: 2\r\n"
+                         "Connection: close\r\n\r\n{}";
+    assert_int_equal(status_of(http_from(NULL, s.http_port, nohost, strlen(nohost))), 400);
+    const char *twohosts = "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n"
+                           "Connection: close\r\n\r\n";
+    assert_int_equal(status_of(http_from(NULL, s.http_port, twohosts, strlen(twohosts))), 400);
+    free(plain);
+    assert_int_equal(ih_stop(&s, SIGTERM), 0);
+    ih_cleanup(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +571,10 @@ int main(void)
         cmocka_unit_test(test_one_peer_cannot_take_every_connection),
         cmocka_unit_test(test_at_the_global_cap_the_connection_idle_longest_makes_room),
         cmocka_unit_test(test_ingest_allow_closes_both_ingest_ports_to_other_peers),
+        cmocka_unit_test(
+            test_http_ingest_needs_a_bearer_token_from_the_file_and_a_reload_takes_new_ones),
+        cmocka_unit_test(test_metrics_on_the_ingest_port_obey_the_admin_allowlist_probes_stay_open),
+        cmocka_unit_test(test_gzip_bodies_are_decoded_in_the_same_path_and_bad_codings_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
