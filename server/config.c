@@ -663,7 +663,7 @@ static void print_help(FILE *out)
                 val, env);
     }
     fprintf(out, "  --help      this text\n  --version   print the version\n"
-                 "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the file sink.\n");
+                 "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the file sink and reloads --ingest-tokens-file.\n");
 }
 
 srv_config_result_t srv_config_parse(srv_config_t *cfg, int argc, char **argv, char **envp,
