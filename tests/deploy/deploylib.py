@@ -69,6 +69,9 @@ FLAGS = [
     "trim-interval", "max-event-bytes", "max-body-bytes", "max-header-bytes", "max-connections",
     "idle-timeout", "header-timeout", "body-timeout", "sink", "memory-limit", "shutdown-timeout",
     "log-format", "memtrace", "alloc-profile-rate",
+    # issue 11: hostile clients
+    "partial-budget", "line-timeout", "max-connections-per-peer", "ingest-allow",
+    "ingest-tokens-file", "max-gzip-ratio",
 ]
 
 
