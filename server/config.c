@@ -98,8 +98,8 @@ static const flag_t flags[] = {
      "one line per trim cycle on stderr (also INGESTD_DEBUG=memtrace=1)"},
     /* Hostile clients (issue 11): docs/OPERATIONS.md, "Threat model". */
     {"partial-budget", "BYTES|off", K_BYTES_OFF, F(partial_budget), 4 * KIB, UINT64_MAX,
-     "bytes held in unfinished TCP lines over all workers, at most half of --memory-limit "
-     "(off: none); the oldest holders lose their lines (over_budget)"},
+     "bytes held in unfinished lines (TCP, HTTP bodies) over all workers, at most half of "
+     "--memory-limit (off: none); the oldest holders lose their lines (over_budget)"},
     {"line-timeout", "DURATION|off", K_DURATION_OFF, F(line_timeout_ms), 1, 24 * 3600 * MS_PER_S,
      "a started TCP line must end this soon, else it is dropped (slow_line)"},
     {"max-connections-per-peer", "N|0", K_UINT64, F(max_conns_per_peer), 0, 10000000,
@@ -663,7 +663,8 @@ static void print_help(FILE *out)
                 val, env);
     }
     fprintf(out, "  --help      this text\n  --version   print the version\n"
-                 "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the file sink and reloads --ingest-tokens-file.\n");
+                 "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the file sink and "
+                 "reloads --ingest-tokens-file.\n");
 }
 
 srv_config_result_t srv_config_parse(srv_config_t *cfg, int argc, char **argv, char **envp,

@@ -47,7 +47,7 @@ typedef struct {
     uint64_t alloc_profile_rate; /* bytes per sampled allocation, 0: off */
     int memtrace;                /* 1: a memtrace line per trim cycle on stderr */
     /* Hostile clients (issue 11; docs/OPERATIONS.md "Threat model"). */
-    uint64_t partial_budget;       /* bytes held in unfinished TCP lines, all workers; 0: off */
+    uint64_t partial_budget;       /* bytes in unfinished lines (TCP, HTTP bodies); 0: off */
     uint64_t line_timeout_ms;      /* a started TCP line must end within this; 0: off */
     uint64_t max_conns_per_peer;   /* connections per peer address; 0: no cap */
     srv_allow_t ingest_allow;      /* peers both ingest ports serve (others are closed) */

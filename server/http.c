@@ -45,16 +45,19 @@ static int on_message_complete(http_parser *p);
 static void body_event(void *ctx, uint64_t index, const char *data, size_t len);
 static void body_reject(void *ctx, uint64_t index, ing_verdict_t v, const char *detail);
 static size_t body_value_end(void *ctx, const char *p, size_t n);
+static int body_may_grow(void *ctx, size_t held, size_t cap);
 
 static const ing_body_ops_t body_ops = {
     .on_event = body_event,
     .on_reject = body_reject,
+    .may_grow = body_may_grow,
 };
 /* With the judge's array seam (cbs.value_end set): one more indirect call per element. */
 static const ing_body_ops_t body_ops_seam = {
     .on_event = body_event,
     .on_reject = body_reject,
     .value_end = body_value_end,
+    .may_grow = body_may_grow,
 };
 
 static const http_parser_settings settings = {
@@ -317,6 +320,12 @@ static void body_event(void *ctx, uint64_t index, const char *data, size_t len)
 static void body_reject(void *ctx, uint64_t index, ing_verdict_t v, const char *detail)
 {
     reject_local(ctx, index, v, detail);
+}
+
+static int body_may_grow(void *ctx, size_t held, size_t cap)
+{
+    srv_http_t *h = ctx;
+    return h->cbs.may_grow == NULL || h->cbs.may_grow(h->ctx, held, cap);
 }
 
 static size_t body_value_end(void *ctx, const char *p, size_t n)

@@ -127,6 +127,9 @@ typedef struct {
      * unread. May be NULL (no authentication). */
     int (*authorize)(void *ctx, const char *value, size_t len, unsigned lines, char *hdr,
                      size_t hdrsz);
+    /* Asked before a body's carry buffer (a partial line or element) grows from held to cap
+     * bytes (ingest/body.h): 0 rejects that event as over_budget and skips it. May be NULL. */
+    int (*may_grow)(void *ctx, size_t held, size_t cap);
     /* Nonzero: POST /v1/events is answered 503 with "Retry-After: 1" and its body is discarded
      * unread by on_event (sink behind, memory limit). Asked once per request, when its headers
      * are complete. May be NULL (never shedding). */

@@ -85,9 +85,9 @@ typedef struct {
     _Atomic unsigned done;
     uv_async_t ctl_async; /* worker -> control: ready, done, a trim answered */
 
-    /* Bytes held in unfinished TCP lines, all workers: each worker adds a connection's change
-     * when it starts or stops holding or its holding grows (relaxed fetch_add; no per-event
-     * traffic). Read by workers (budget) and scrapes. */
+    /* Bytes held in unfinished lines (TCP lines, HTTP body carry buffers), all workers: each
+     * worker adds a connection's change when it starts or stops holding or its holding grows
+     * (relaxed fetch_add; no per-event traffic). Read by workers (budget) and scrapes. */
     _Atomic uint64_t partial_held;
 
     /* Written by the control thread, read by any (the admin listener's counters). */

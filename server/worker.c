@@ -138,6 +138,18 @@ static void account(srv_worker_t *w, srv_conn_t *c, uint64_t ends_before)
     }
 }
 
+/* The same for an HTTP connection: the carry buffer of its request bodies (no deadline here:
+ * --body-timeout bounds a body's time). */
+static void account_http(srv_worker_t *w, srv_conn_t *c, size_t held)
+{
+    if (held != c->held) {
+        atomic_fetch_add_explicit(&w->sh->partial_held, (uint64_t)held - (uint64_t)c->held,
+                                  memory_order_relaxed);
+        w->held = w->held + held - c->held;
+        c->held = held;
+    }
+}
+
 /* Drops the line c holds (counted under why); the rest of it is skipped to its newline, and the
  * deadline runs again for that. */
 static void drop_line(srv_worker_t *w, srv_conn_t *c, ing_verdict_t why)
@@ -193,6 +205,28 @@ static int tcp_may_grow(void *ctx, size_t held, size_t cap)
     size_t extra = cap - (c->held > held ? c->held : held);
     budget_enforce(w, c, extra);
     return budget_fits(w, extra);
+}
+
+/* The same question from an HTTP body's carry buffer (a line or element crossing reads). Its
+ * event is rejected over_budget when the answer is no; TCP holders make room first. */
+static int http_may_grow(void *ctx, size_t held, size_t cap)
+{
+    srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
+
+    if (!srv_policy_line_may_grow(&w->pause)) {
+        return 0;
+    }
+    if (cap <= held) {
+        return 1;
+    }
+    size_t extra = cap - held;
+    budget_enforce(w, c, extra);
+    if (!budget_fits(w, extra)) {
+        return 0;
+    }
+    account_http(w, c, cap); /* counted before it is allocated, so the sum stays honest */
+    return 1;
 }
 
 /* ---- pausing (policy.h) ---- */
@@ -327,6 +361,8 @@ static void conn_closing(srv_conn_t *c)
         ing_frame_finish(&c->frame, &frame_ops, c); /* a partial line counts as truncated */
         metrics_counter_add(&w->st->oversize, c->frame.oversize - before);
         account(w, c, c->frame.ends);
+    } else {
+        account_http(w, c, 0); /* its body buffers go with srv_conn_cleanup */
     }
 }
 
@@ -421,6 +457,9 @@ static void conn_read(srv_conn_t *c, ssize_t n, const uv_buf_t *buf)
     metrics_counter_add(&w->st->bytes_http, (uint64_t)n);
     srv_conn_http_feed(c, buf->base, (size_t)n);
     pool_put(w->cache, buf->base);
+    if (c->state != SRV_CONN_CLOSING) {
+        account_http(w, c, ing_body_held(&c->http.body));
+    }
     if (w->scratch.cap > 64 * 1024) {
         metrics_writer_free(&w->scratch);
         metrics_writer_init(&w->scratch);
@@ -627,6 +666,7 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
         };
         srv_http_cbs_t cbs = {
             .authorize = w->sh->auth != NULL ? http_authorize : NULL,
+            .may_grow = http_may_grow,
             .on_event = http_on_event,
             .on_reject = http_on_reject,
             .on_get = http_on_get,

@@ -564,11 +564,37 @@ static void test_gzip_bodies_are_decoded_in_the_same_path_and_bad_codings_are_re
     ih_cleanup(&s);
 }
 
+static void test_http_bodies_share_the_budget_a_line_over_it_is_rejected_over_budget(void **state)
+{
+    static const char *const flags[] = {"--partial-budget", "64KiB", "--workers", "1", NULL};
+    ih_server_t s;
+    size_t n = 200 * 1024;
+    (void)state;
+
+    assert_int_equal(ih_start(&s, flags), 0);
+    char *body = malloc(n + 64);
+    size_t len = (size_t)sprintf(body, "{\"type\":\"h\",\"x\":\"");
+    memset(body + len, 'a', n);
+    len += n;
+    len += (size_t)sprintf(body + len, "\"}\n{\"type\":\"ok\"}\n");
+    char *r = post_events(s.http_port, "", body, len);
+    assert_non_null(r);
+    assert_int_equal(ih_http_status(r), 200);
+    assert_non_null(strstr(r, "\"accepted\":1,\"rejected\":1"));
+    assert_non_null(strstr(r, "\"reason\":\"over_budget\""));
+    free(r);
+    free(body);
+    assert_true(ih_metric(s.admin_port, "ingestd_partial_line_bytes") <= 64 * 1024);
+    assert_int_equal(ih_stop(&s, SIGTERM), 0);
+    ih_cleanup(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partial_lines_stay_within_the_budget_and_a_fresh_client_gets_in),
         cmocka_unit_test(test_memory_limit_holds_against_partial_lines_and_a_fresh_client_gets_in),
+        cmocka_unit_test(test_http_bodies_share_the_budget_a_line_over_it_is_rejected_over_budget),
         cmocka_unit_test(
             test_a_line_that_misses_the_line_timeout_is_dropped_then_the_connection_goes_on),
         cmocka_unit_test(test_one_peer_cannot_take_every_connection),
