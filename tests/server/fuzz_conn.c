@@ -3,9 +3,9 @@
  * (as reads would). TCP: the NDJSON framer reading into its own blocks, with a partial-line
  * budget refusing growth and lines dropped between reads (the line deadline); HTTP: the request
  * layer with Host, Transfer-Encoding and Content-Encoding rules, gzip bodies, bearer tokens and
- * the body framer. Every event goes through the real judge (pooled jansson tree). Invariants:
- * no sanitizer report, every pool block back, a TCP line never holds more than the budget lets
- * it, and every event is judged or rejected once. */
+ * the body framer under the same budget. Every event goes through the real judge (pooled jansson
+ * tree). Invariants: no sanitizer report, every pool block back, a TCP line never holds more than
+ * the budget lets it, and every event is judged or rejected once. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -182,6 +182,11 @@ static int http_authorize(void *ctx, const char *value, size_t len, unsigned lin
     return 401;
 }
 
+static int http_may_grow(void *ctx, size_t held, size_t cap)
+{
+    return tcp_may_grow(ctx, held, cap);
+}
+
 static void http_send(void *ctx, const char *d, size_t n)
 {
     (void)ctx;
@@ -196,6 +201,7 @@ static const srv_http_cbs_t http_cbs = {
     .on_reject = http_reject,
     .on_get = http_get,
     .authorize = http_authorize,
+    .may_grow = http_may_grow,
     .send = http_send,
 };
 
