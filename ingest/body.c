@@ -29,6 +29,7 @@ void ing_body_init(ing_body_t *b, size_t max_event, const ing_body_ops_t *ops, v
 
 void ing_body_begin(ing_body_t *b, ing_body_kind_t kind)
 {
+    b->refused = 0;
     b->kind = kind == ING_BODY_JSON ? K_DETECT : kind == ING_BODY_RAW ? K_RAW : K_NDJSON;
     b->state = A_VALUE_WAIT;
     b->depth = 0;
@@ -50,6 +51,12 @@ static void reject(ing_body_t *b, uint64_t index, ing_verdict_t v, const char *d
 static void reject_too_large(ing_body_t *b, uint64_t index)
 {
     char d[64];
+    if (b->refused) {
+        /* The carry could not grow: the owner's budget, not the event's size. */
+        b->refused = 0;
+        reject(b, index, ING_REJECT_OVER_BUDGET, "over the partial-line budget");
+        return;
+    }
     snprintf(d, sizeof(d), "event over %zu bytes", b->max_event);
     reject(b, index, ING_REJECT_TOO_LARGE, d);
 }
@@ -74,6 +81,10 @@ static int carry_append(ing_body_t *b, const char *p, size_t n, size_t slack)
         }
         if (cap > limit) {
             cap = limit;
+        }
+        if (b->ops->may_grow != NULL && !b->ops->may_grow(b->ctx, b->carry_cap, cap)) {
+            b->refused = 1;
+            return -1;
         }
         char *c = b->realloc_fn(b->carry, cap);
         if (c == NULL) {
@@ -385,6 +396,11 @@ void ing_body_reset(ing_body_t *b)
         b->carry = NULL;
         b->carry_cap = 0;
     }
+}
+
+size_t ing_body_held(const ing_body_t *b)
+{
+    return b->carry_cap;
 }
 
 void ing_body_free(ing_body_t *b)

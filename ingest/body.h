@@ -43,6 +43,10 @@ typedef struct {
      * and only looks for the delimiter); 0 makes the framer walk the element itself. The
      * element is passed to on_event either way. */
     size_t (*value_end)(void *ctx, const char *p, size_t n);
+    /* May be NULL (always yes). Asked before the carry buffer grows from held to cap bytes:
+     * 0 refuses, and the event being carried is rejected ING_REJECT_OVER_BUDGET (instead of
+     * too_large) and skipped. The owner's partial-line budget and memory limit hook in here. */
+    int (*may_grow)(void *ctx, size_t held, size_t cap);
 } ing_body_ops_t;
 
 /* One connection's body state; embed it. Fields are private to body.c. The carry buffer (a
@@ -60,6 +64,7 @@ typedef struct {
     uint32_t depth; /* array walker nesting depth */
     unsigned flags;
     uint64_t index;
+    int refused; /* the last carry growth was refused by may_grow */
     char *carry; /* capacity max_event + 1 at most */
     size_t carry_len;
     size_t carry_cap;
@@ -90,5 +95,8 @@ void ing_body_reset(ing_body_t *b);
 
 /* Frees the carry buffer. Safe on a zeroed or freed b. */
 void ing_body_free(ing_body_t *b);
+
+/* Bytes b holds for carried events now (the carry buffer's capacity). Pure. */
+size_t ing_body_held(const ing_body_t *b);
 
 #endif

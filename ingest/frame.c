@@ -129,12 +129,19 @@ static void big_append(ing_frame_t *f, const char *p, size_t n, const ing_frame_
         f->big_cap = f->stock->cap[f->stock->n];
     }
     if (f->big_len + n > f->big_cap) {
+        size_t held = f->big_cap + (f->big_cap == 0 ? POOL_BLOCK_SIZE : 0);
         size_t cap = f->big_cap != 0 ? f->big_cap * 2 : 2 * POOL_BLOCK_SIZE;
         if (cap < f->big_len + n) {
             cap = f->big_len + n;
         }
         if (cap > limit) {
             cap = limit;
+        }
+        if (ops->may_grow != NULL && !ops->may_grow(ctx, held, cap)) {
+            drop_big(f);
+            f->skipping = 1;
+            ops->on_reject(ctx, ING_REJECT_OVER_BUDGET);
+            return;
         }
         char *nb = f->realloc_fn(f->big, cap);
         f->big_allocs++;
@@ -190,6 +197,7 @@ void ing_frame_commit(ing_frame_t *f, size_t n, const ing_frame_ops_t *ops, void
     char *nl;
 
     while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        f->ends++;
         if (f->skipping) {
             f->skipping = 0;
         } else if (f->big != NULL) {
@@ -243,6 +251,25 @@ int ing_frame_feed(ing_frame_t *f, const char *data, size_t n, const ing_frame_o
 int ing_frame_pending(const ing_frame_t *f)
 {
     return f->skipping || f->big != NULL || (f->block != NULL && f->len > 0);
+}
+
+size_t ing_frame_held(const ing_frame_t *f)
+{
+    size_t held = f->big_cap;
+    if (f->block != NULL && f->len > 0) {
+        held += POOL_BLOCK_SIZE;
+    }
+    return held;
+}
+
+int ing_frame_drop(ing_frame_t *f)
+{
+    if (f->skipping || !ing_frame_pending(f)) {
+        return 0;
+    }
+    ing_frame_release(f);
+    f->skipping = 1;
+    return 1;
 }
 
 void ing_frame_finish(ing_frame_t *f, const ing_frame_ops_t *ops, void *ctx)

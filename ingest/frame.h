@@ -50,6 +50,11 @@ typedef struct {
      * next newline is then skipped unbuffered), or at end of stream) or ING_REJECT_TRUNCATED
      * (an unfinished line at end of stream, see the line rule). */
     void (*on_reject)(void *ctx, ing_verdict_t reason);
+    /* May be NULL (always yes). Asked before the assembly buffer of an unfinished line is
+     * taken or grown from held bytes to cap bytes: return 1 to allow, 0 to refuse - then the
+     * line is dropped (its memory released, ING_REJECT_OVER_BUDGET reported once) and the rest
+     * of it is skipped to its newline. The owner's budget and memory limit hook in here. */
+    int (*may_grow)(void *ctx, size_t held, size_t cap);
 } ing_frame_ops_t;
 
 /* A worker's small stock of assembly buffers, shared by its connections, so that lines over one
@@ -84,6 +89,7 @@ typedef struct {
     void (*free_fn)(void *);
     uint64_t oversize;   /* lines that outgrew one block (assembled or too large) */
     uint64_t big_allocs; /* heap (re)allocations made by the assembly path */
+    uint64_t ends;       /* newlines seen: a change tells the owner a line ended */
 } ing_frame_t;
 
 /* Binds f to a pool cache. max_event: the longest event in bytes (without line ending).
@@ -116,5 +122,14 @@ void ing_frame_release(ing_frame_t *f);
 
 /* 1 when f holds bytes of an unfinished line (block partial, assembly or skip in progress). */
 int ing_frame_pending(const ing_frame_t *f);
+
+/* Bytes of memory f holds for an unfinished line now: its block when a partial line is carried
+ * in it (POOL_BLOCK_SIZE) plus the assembly buffer's capacity. 0 while skipping. Pure. */
+size_t ing_frame_held(const ing_frame_t *f);
+
+/* Drops the unfinished line f holds (its block and assembly buffer go back) and skips the rest
+ * of it up to its newline. Reports nothing: the caller counts its reason. Returns 1 when a line
+ * was held (so dropped), 0 when f held none (then nothing changes). */
+int ing_frame_drop(ing_frame_t *f);
 
 #endif

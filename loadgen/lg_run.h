@@ -22,6 +22,7 @@ typedef struct {
     double duration_s;         /* used when events == 0 */
     double rate;               /* events per second over all connections; 0: as fast as possible */
     unsigned batch;            /* events per HTTP request */
+    bool gzip;                 /* HTTP: gzip each request body (level 1), Content-Encoding: gzip */
     double warmup_s;           /* load sent first and excluded from every figure; 0: none */
     size_t write_bytes;        /* TCP: bytes per write at most (whole events; at least one) */
     const lg_corpus_t *corpus; /* borrowed for the run */

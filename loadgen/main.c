@@ -24,6 +24,7 @@ static const char usage_text[] =
     "  --duration D         send for D (10s, 500ms, 1m) instead of a count\n"
     "  --rate R             events/s over all connections, open loop; 0 = max (default 0)\n"
     "  --batch N            events per HTTP request (default 100)\n"
+    "  --gzip               HTTP: send gzip bodies (Content-Encoding: gzip, zlib level 1)\n"
     "  --warmup D           load first, excluded from figures (run: 0; compare: 300ms)\n"
     "  --seed N             corpus seed (default 1)\n"
     "  --corpus-events N    distinct events generated (default 4096)\n"
@@ -137,6 +138,7 @@ enum {
     OPT_WORKERS,
     OPT_PIN,
     OPT_HTTP,
+    OPT_GZIP,
     OPT_SERVER_ARG,
     OPT_HTML,
     OPT_QUICK,
@@ -169,6 +171,7 @@ static const struct option options[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"pin", required_argument, NULL, OPT_PIN},
     {"http", no_argument, NULL, OPT_HTTP},
+    {"gzip", no_argument, NULL, OPT_GZIP},
     {"server-arg", required_argument, NULL, OPT_SERVER_ARG},
     {"html", required_argument, NULL, OPT_HTML},
     {"quick", no_argument, NULL, OPT_QUICK},
@@ -319,6 +322,9 @@ static int parse_args(int argc, char **argv, args_t *a)
                                    v);
             }
             a->run->server_pid = (pid_t)u;
+            break;
+        case OPT_GZIP:
+            a->run->gzip = true;
             break;
         case OPT_SERVER:
         case OPT_MODES:

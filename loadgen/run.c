@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define NS 1000000000ULL
 
@@ -248,6 +249,37 @@ static int read_response(int fd, rbuf_t *rb, bool *close_after, uint64_t *acc, u
     return status;
 }
 
+/* --gzip: the request body's parts deflated into one gzip member in *out (grown as needed).
+ * Returns its length, or 0 when zlib failed. */
+static size_t gzip_parts(z_stream *z, const struct iovec *iov, int cnt, unsigned char **out,
+                         size_t *cap)
+{
+    size_t in = 0;
+    for (int i = 0; i < cnt; i++) {
+        in += iov[i].iov_len;
+    }
+    size_t need = deflateBound(z, (uLong)in) + 64;
+    if (need > *cap) {
+        unsigned char *n = realloc(*out, need);
+        if (n == NULL) {
+            return 0;
+        }
+        *out = n;
+        *cap = need;
+    }
+    deflateReset(z);
+    z->next_out = *out;
+    z->avail_out = (uInt)*cap;
+    for (int i = 0; i < cnt; i++) {
+        z->next_in = iov[i].iov_base;
+        z->avail_in = (uInt)iov[i].iov_len;
+        if (deflate(z, i + 1 == cnt ? Z_FINISH : Z_NO_FLUSH) == Z_STREAM_ERROR) {
+            return 0;
+        }
+    }
+    return z->total_out;
+}
+
 static void http_worker(worker_t *w, int fd)
 {
     const lg_run_config_t *cfg = w->cfg;
@@ -255,6 +287,15 @@ static void http_worker(worker_t *w, int fd)
     size_t pos = w->start_pos;
     rbuf_t rb = {0};
     char head[1024];
+    z_stream z;
+    unsigned char *gz = NULL;
+    size_t gz_cap = 0;
+    memset(&z, 0, sizeof(z));
+    if (cfg->gzip && deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        w->err = -ENOMEM;
+        snprintf(w->errmsg, sizeof(w->errmsg), "zlib: cannot start deflate");
+        return;
+    }
     while (w->sent < w->quota) {
         uint64_t now = lg_now_ns();
         if (now >= w->deadline) {
@@ -289,11 +330,23 @@ static void http_worker(worker_t *w, int fd)
             iov[2] = (struct iovec){c->data, headn};
             cnt = 3;
         }
+        size_t wire = body;
+        if (cfg->gzip) {
+            wire = gzip_parts(&z, &iov[1], cnt - 1, &gz, &gz_cap);
+            if (wire == 0) {
+                w->err = -ENOMEM;
+                snprintf(w->errmsg, sizeof(w->errmsg), "zlib: deflate failed");
+                break;
+            }
+            iov[1] = (struct iovec){gz, wire};
+            cnt = 2;
+        }
         int hn =
             snprintf(head, sizeof(head),
                      "POST %s HTTP/1.1\r\nHost: %s:%u\r\nContent-Type: application/x-ndjson\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     cfg->target.path, cfg->target.host, cfg->target.port, body);
+                     "%sContent-Length: %zu\r\n\r\n",
+                     cfg->target.path, cfg->target.host, cfg->target.port,
+                     cfg->gzip ? "Content-Encoding: gzip\r\n" : "", wire);
         iov[0] = (struct iovec){head, (size_t)hn};
         bool close_after = false;
         uint64_t acc = 0, rej = 0;
@@ -333,6 +386,10 @@ static void http_worker(worker_t *w, int fd)
         }
     }
     free(rb.buf);
+    if (cfg->gzip) {
+        deflateEnd(&z);
+        free(gz);
+    }
     if (fd >= 0) {
         close(fd);
     }

@@ -41,6 +41,7 @@ typedef enum {
     K_ACK,          /* int, accepted|durable */
     K_ALLOW,        /* srv_allow_t */
     K_SWITCH,       /* int; "--name" alone means on, "--name=off" off */
+    K_PATH,         /* char[max] path, "off" = "" */
 } kind_t;
 
 typedef struct {
@@ -129,6 +130,21 @@ static const flag_t flags[] = {
      "sample about one allocation per BYTES for /debug/allocs (suggested 512KiB)"},
     {"memtrace", "[on|off]", K_SWITCH, F(memtrace), 0, 0,
      "one line per trim cycle on stderr (also INGESTD_DEBUG=memtrace=1)"},
+    /* Hostile clients (issue 11): docs/OPERATIONS.md, "Threat model". */
+    {"partial-budget", "BYTES|off", K_BYTES_OFF, F(partial_budget), 4 * KIB, UINT64_MAX,
+     "bytes held in unfinished lines (TCP, HTTP bodies) over all workers, at most half of "
+     "--memory-limit (off: none); the oldest holders lose their lines (over_budget)"},
+    {"line-timeout", "DURATION|off", K_DURATION_OFF, F(line_timeout_ms), 1, 24 * 3600 * MS_PER_S,
+     "a started TCP line must end this soon, else it is dropped (slow_line)"},
+    {"max-connections-per-peer", "N|0", K_UINT64, F(max_conns_per_peer), 0, 10000000,
+     "ingest connections per peer address (0: no cap); more are refused"},
+    {"ingest-allow", "CIDR[,CIDR]", K_ALLOW, F(ingest_allow), 0, 0,
+     "peers both ingest ports serve; others are closed (HTTP: 403)"},
+    {"ingest-tokens-file", "PATH|off", K_PATH, F(ingest_tokens_file), 0,
+     sizeof(((srv_config_t *)0)->ingest_tokens_file),
+     "bearer tokens HTTP ingest requires, one a line; reloaded on SIGHUP"},
+    {"max-gzip-ratio", "N|0", K_UINT64, F(max_gzip_ratio), 0, 1000000,
+     "gzip bodies decoding to more than N times their size get 413 (0: no cap)"},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -179,6 +195,23 @@ void srv_config_defaults(srv_config_t *cfg)
     srv_allow_default(&cfg->admin_allow);
     cfg->alloc_profile_rate = 0;
     cfg->memtrace = 0;
+    /* Hostile clients (issue 11): open by default, bounded by default. */
+    cfg->partial_budget = 64 * MIB;
+    cfg->line_timeout_ms = 30 * MS_PER_S;
+    cfg->max_conns_per_peer = 256;
+    char errbuf[SRV_ALLOW_ERRLEN];
+    (void)srv_allow_parse("0.0.0.0/0,::/0", &cfg->ingest_allow, errbuf);
+    cfg->ingest_tokens_file[0] = '\0';
+    cfg->max_gzip_ratio = 200;
+}
+
+uint64_t srv_config_partial_budget(const srv_config_t *cfg)
+{
+    uint64_t b = cfg->partial_budget;
+    if (cfg->memory_limit != 0 && b > cfg->memory_limit / 2) {
+        b = cfg->memory_limit / 2;
+    }
+    return b;
 }
 
 /* The last --admin-allow error (config parsing is single-threaded). */
@@ -449,7 +482,10 @@ static void format_value(const srv_config_t *cfg, const flag_t *f, char *buf, si
         snprintf(buf, sz, "%s", *(const int *)(base + f->off) ? "on" : "off");
         break;
     case K_ALLOW:
-        srv_allow_format(&cfg->admin_allow, buf, sz);
+        srv_allow_format((const srv_allow_t *)(base + f->off), buf, sz);
+        break;
+    case K_PATH:
+        snprintf(buf, sz, "%s", *(base + f->off) != '\0' ? base + f->off : "off");
         break;
     case K_ALLOCATOR:
         snprintf(buf, sz, "%s", cfg->allocator == MEM_ALLOCATOR_MIMALLOC ? "mimalloc" : "libc");
@@ -588,7 +624,17 @@ static int apply(srv_config_t *cfg, const flag_t *f, const char *v)
     case K_SWITCH:
         return srv_parse_bool(v, (int *)(base + f->off));
     case K_ALLOW:
-        return srv_allow_parse(v, &cfg->admin_allow, allow_err);
+        return srv_allow_parse(v, (srv_allow_t *)(base + f->off), allow_err);
+    case K_PATH:
+        if (strcmp(v, "off") == 0) {
+            *(base + f->off) = '\0';
+            return 0;
+        }
+        if (*v == '\0' || strlen(v) >= f->max) {
+            return -EINVAL;
+        }
+        memcpy(base + f->off, v, strlen(v) + 1);
+        return 0;
     case K_ALLOCATOR:
         if (strcmp(v, "libc") == 0) {
             cfg->allocator = MEM_ALLOCATOR_LIBC;
@@ -714,7 +760,8 @@ static void print_help(FILE *out)
                 val, env);
     }
     fprintf(out, "  --help      this text\n  --version   print the version\n"
-                 "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the file sink.\n");
+                 "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the file sink and "
+                 "reloads --ingest-tokens-file.\n");
 }
 
 srv_config_result_t srv_config_parse(srv_config_t *cfg, int argc, char **argv, char **envp,

@@ -72,7 +72,18 @@ typedef struct {
     srv_allow_t admin_allow;     /* peers the admin listener answers (others: 403) */
     uint64_t alloc_profile_rate; /* bytes per sampled allocation, 0: off */
     int memtrace;                /* 1: a memtrace line per trim cycle on stderr */
+    /* Hostile clients (issue 11; docs/OPERATIONS.md "Threat model"). */
+    uint64_t partial_budget;       /* bytes in unfinished lines (TCP, HTTP bodies); 0: off */
+    uint64_t line_timeout_ms;      /* a started TCP line must end within this; 0: off */
+    uint64_t max_conns_per_peer;   /* connections per peer address; 0: no cap */
+    srv_allow_t ingest_allow;      /* peers both ingest ports serve (others are closed) */
+    char ingest_tokens_file[4096]; /* bearer tokens for HTTP ingest; "": none asked */
+    uint64_t max_gzip_ratio;       /* gzip bodies: decoded / compressed cap; 0: none */
 } srv_config_t;
+
+/* The partial-line budget in force: --partial-budget (0, "off": none), and at most half of
+ * --memory-limit when both are set. Pure. */
+uint64_t srv_config_partial_budget(const srv_config_t *cfg);
 
 /* Fills cfg with every default (workers = usable CPUs). */
 void srv_config_defaults(srv_config_t *cfg);

@@ -102,9 +102,13 @@ struct srv_conn {
     srv_http_phase_t phase;
     uint64_t linger_start;
     uint64_t linger_bytes;
-    ing_frame_t frame; /* (owner) TCP */
-    srv_http_t http;   /* HTTP */
-    char *out;         /* reply bytes gathered and not yet written */
+    ing_frame_t frame;            /* (owner) TCP */
+    uint64_t line_start;          /* (owner) TCP: uv_now when the line held now began, 0 for none */
+    size_t held;                  /* (owner) TCP: bytes of it counted in the partial budget */
+    int peer_counted;             /* (owner) its peer's count was taken (release it when closed) */
+    struct sockaddr_storage peer; /* (owner) the peer's address (family 0: unknown) */
+    srv_http_t http;              /* HTTP */
+    char *out;                    /* reply bytes gathered and not yet written */
     size_t out_len;
     size_t out_cap;
     char *wbuf; /* the buffer being written */

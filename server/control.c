@@ -779,6 +779,9 @@ static void on_signal(uv_signal_t *h, int signum)
     if (signum == SIGHUP) {
         srv_log("info", "reopening sink", "sink", c->cfg->sink, NULL);
         sink_reopen(c->sh->sink);
+        if (c->sh->auth != NULL) {
+            (void)srv_server_load_tokens(c->sh); /* a failure is logged; the old set stays */
+        }
         return;
     }
     if (c->draining) {

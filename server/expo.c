@@ -65,8 +65,13 @@ int srv_expo_snapshot(srv_shared_t *sh, srv_snapshot_t *s)
         s->bytes_tcp += metrics_counter_get(&st->bytes_tcp);
         s->bytes_http += metrics_counter_get(&st->bytes_http);
         s->conns_total += metrics_counter_get(&st->conns_total);
-        s->conns_refused += metrics_counter_get(&st->conns_refused);
+        s->conns_refused_global += metrics_counter_get(&st->conns_refused);
+        s->conns_refused_peer += metrics_counter_get(&st->conns_refused_peer);
+        s->conns_refused_allow += metrics_counter_get(&st->conns_refused_allow);
+        s->conns_evicted += metrics_counter_get(&st->conns_evicted);
+        s->auth_denied += metrics_counter_get(&st->auth_denied);
         s->conns_timed_out += metrics_counter_get(&st->idle_closed);
+        s->conns_timed_out += metrics_counter_get(&st->slow_closed);
         s->read_pauses += metrics_counter_get(&st->read_pauses);
         s->read_nobufs += metrics_counter_get(&st->read_nobufs);
         s->resume_failures += metrics_counter_get(&st->resume_failures);
@@ -80,6 +85,9 @@ int srv_expo_snapshot(srv_shared_t *sh, srv_snapshot_t *s)
         }
         metrics_hist_merge(&s->trim, &st->trim);
     }
+    s->conns_refused = s->conns_refused_global + s->conns_refused_peer + s->conns_refused_allow;
+    s->partial_bytes = atomic_load_explicit(&sh->partial_held, memory_order_relaxed);
+    s->partial_budget = sh->partial_budget;
     mem_stats(&s->mem);
     s->mem_sys_bytes = mem_sys_bytes();
     pool_stats(sh->pool, &s->pool);
@@ -160,9 +168,24 @@ static const row_t rows[] = {
     I("ingestd_connections_active", "gauge", "Open ingest connections.", NULL, conns_active),
     U("ingestd_connections_total", "counter", "Ingest connections accepted.", NULL, conns_total),
     U("ingestd_connections_refused_total", "counter",
-      "Connections closed at once because --max-connections were open.", NULL, conns_refused),
+      "Connections closed at once (HTTP: after a 503 or 403), by reason: global (--max-connections"
+      " open, none idle to close), peer (--max-connections-per-peer), allow (--ingest-allow).",
+      "reason=\"global\"", conns_refused_global),
+    MORE_U("ingestd_connections_refused_total", "reason=\"peer\"", conns_refused_peer),
+    MORE_U("ingestd_connections_refused_total", "reason=\"allow\"", conns_refused_allow),
+    U("ingestd_connections_evicted_total", "counter",
+      "Idle connections closed to make room for a new one at --max-connections.", NULL,
+      conns_evicted),
+    U("ingestd_http_auth_denied_total", "counter",
+      "HTTP ingest requests refused with 401 (--ingest-tokens-file).", NULL, auth_denied),
+    U("ingestd_partial_line_bytes", "gauge",
+      "Bytes held in unfinished lines (TCP lines, HTTP body carry buffers) over all workers.", NULL,
+      partial_bytes),
+    U("ingestd_partial_budget_bytes", "gauge",
+      "The partial-line budget in force (--partial-budget; 0: off).", NULL, partial_budget),
     U("ingestd_connections_timed_out_total", "counter",
-      "Connections closed by the idle, header or body timeout.", NULL, conns_timed_out),
+      "Connections closed by the idle, header or body timeout, or for a dropped slow line.", NULL,
+      conns_timed_out),
     SPECIAL("ingestd_http_responses_total", "counter",
             "Responses on the HTTP ingest port, by status code (other: the rest).", ROW_HTTP),
     U("ingestd_read_pauses_total", "counter",

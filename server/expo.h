@@ -18,7 +18,14 @@ typedef struct {
     uint64_t bytes_tcp;
     uint64_t bytes_http;
     uint64_t conns_total;
-    uint64_t conns_refused;
+    uint64_t conns_refused; /* every reason: the three below */
+    uint64_t conns_refused_global;
+    uint64_t conns_refused_peer;
+    uint64_t conns_refused_allow;
+    uint64_t conns_evicted;
+    uint64_t auth_denied;
+    uint64_t partial_bytes;
+    uint64_t partial_budget;
     uint64_t conns_timed_out;
     uint64_t read_pauses;
     uint64_t read_nobufs;

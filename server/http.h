@@ -10,6 +10,8 @@
 
 #include "ingest/body.h"
 #include "ingest/verdict.h"
+#include "server/httpfields.h"
+#include "server/inflate.h"
 
 /* Requests and answers:
  * - POST /v1/events: Content-Type application/json (parameters ignored) -> a top-level array (the
@@ -20,7 +22,9 @@
  *   boundary is copied. Answer
  *   200 {"accepted":N,"rejected":M,"errors":[{"line":L,"reason":"parse","detail":"..."}]}: the
  *   first max_errors rejections, line = 1-based line (NDJSON, blank lines counted) or element.
- *   Content-Encoding other than identity -> 415. Shedding -> 503 + Retry-After: 1.
+ *   Content-Encoding other than identity (and gzip when lim.gzip) -> 415; a Transfer-Encoding
+ *   other than one final chunked -> 501 (a coding we lack) or 400 (faulty framing), and close.
+ *   Shedding -> 503 + Retry-After: 1.
  * - GET/HEAD of other paths -> on_get. Unknown path 404; wrong method 405 with Allow.
  * - Expect: 100-continue -> "100 Continue" when the body will be read, else the final answer at
  *   once and close. Errors have a JSON body {"error":"code","detail":"..."}; 413 and 400/408 in
@@ -51,7 +55,22 @@ typedef struct {
      * rejected too_large, or the errors-list entry is left out (the counts stay right). */
     void *(*realloc_fn)(void *ptr, size_t size);
     void (*free_fn)(void *ptr);
+    /* Issue 11 (ingest listeners set these; zero keeps the old behaviour):
+     * gzip: POST /v1/events takes Content-Encoding: gzip, decoded as it arrives (inflate.h)
+     * into the same framing; the decoded size counts against max_body_bytes (413), a corrupt
+     * or cut stream is 400, any coding but identity and gzip 415. The stream (~40 KiB) and its
+     * 4 KiB output window live for one request. max_gzip_ratio: decoded / compressed above it
+     * -> 413 (0: none), checked once the output passes gzip_ratio_grace bytes.
+     * require_host: an HTTP/1.1 request without exactly one valid Host line -> 400 and close. */
+    int gzip;
+    uint32_t max_gzip_ratio;
+    uint64_t gzip_ratio_grace;
+    int require_host;
 } srv_http_limits_t;
+
+/* Bytes of an Authorization value kept for the authorize callback: the longest bearer token
+ * (auth.h's default 256) plus room for the scheme; a longer value is passed cut (then denied). */
+#define SRV_HTTP_AUTHZ_MAX 320
 
 #define SRV_HTTP_DEFAULT_MAX_HEADER_BYTES ((size_t)16 * 1024)
 #define SRV_HTTP_DEFAULT_MAX_BODY_BYTES ((size_t)8 * 1024 * 1024)
@@ -100,6 +119,17 @@ typedef struct {
      * NULL: on_get decides as above. */
     void (*on_request)(void *ctx, const char *method, const char *path, const char *query,
                        const char *body, size_t body_len, srv_http_reply_t *reply);
+    /* POST /v1/events only, at headers-complete, before any body byte is parsed: value is the
+     * Authorization field's value (NULL when absent; cut at SRV_HTTP_AUTHZ_MAX), lines how many
+     * Authorization lines there were (more than one is malformed). Return 0 to go on, or 401
+     * after writing complete header lines (e.g. "WWW-Authenticate: Bearer ...\r\n") into hdr
+     * (hdrsz bytes): the request is answered 401 at once and the connection closed, its body
+     * unread. May be NULL (no authentication). */
+    int (*authorize)(void *ctx, const char *value, size_t len, unsigned lines, char *hdr,
+                     size_t hdrsz);
+    /* Asked before a body's carry buffer (a partial line or element) grows from held to cap
+     * bytes (ingest/body.h): 0 rejects that event as over_budget and skips it. May be NULL. */
+    int (*may_grow)(void *ctx, size_t held, size_t cap);
     /* Nonzero: POST /v1/events is answered 503 with "Retry-After: 1" and its body is discarded
      * unread by on_event (sink behind, memory limit). Asked once per request, when its headers
      * are complete. May be NULL (never shedding). */
@@ -139,12 +169,18 @@ typedef struct {
     uint8_t hname_len;
     uint8_t path_len;
     uint8_t ctype_len;
-    uint8_t cenc_len;
     uint8_t query_off; /* index of the query in path[] after '?', 0: none */
     char hname[20];
     char path[128];
     char ctype[48];
-    char cenc[16];
+    srv_hf_ce_t ce;       /* Content-Encoding, every line (httpfields.h) */
+    srv_hf_te_state_t te; /* Transfer-Encoding */
+    srv_hf_host_t host;   /* Host */
+    unsigned authz_lines; /* Authorization lines */
+    uint16_t authz_len;
+    char authz[SRV_HTTP_AUTHZ_MAX];
+    srv_inflate_t *gz; /* a gzip body's decoder, this request only */
+    char *gzwin;       /* its output window */
     size_t head_bytes;
     uint64_t body_bytes;
     ing_body_t body; /* body framing and its carry buffer (a partial line/element) */

@@ -17,6 +17,7 @@
 #define INGESTD_SERVER_POLICY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Connections a worker lets read per memory check while over the limit with no line held. */
 #define SRV_LIMIT_PROBES 32
@@ -34,6 +35,22 @@ int srv_policy_shedding(const srv_pause_t *p);
 /* 1 when a TCP connection may read now: never while the sink is full or draining; over the
  * memory limit only when it holds a partial line or is a probe. */
 int srv_policy_tcp_may_read(const srv_pause_t *p, int holds_line, int probe);
+
+/* 1 when an unfinished TCP line may take more memory (its assembly buffer grow): never over the
+ * memory limit, where a line holder may read only into what it holds - what completes the line;
+ * a line that needs more is dropped (over_budget), which gives its memory back. So partial
+ * lines add nothing above the limit, and no holder waits on memory it cannot get. */
+int srv_policy_line_may_grow(const srv_pause_t *p);
+
+/* The partial-line budget (--partial-budget, split evenly among workers): 1 when a worker that
+ * holds worker_held bytes in unfinished lines, while all workers hold all_held, may hold extra
+ * more. A worker may always hold its share (budget / nworkers), so a fresh client's line is never
+ * refused for what other workers hold; beyond its share only while the sum stays within the
+ * budget. budget 0: no budget (always 1). When it says 0 the worker drops its oldest holders'
+ * lines first (over_budget) and asks again, so what all workers hold stays within the budget
+ * plus, transiently, one growth step per worker. Pure. */
+int srv_policy_budget_fits(uint64_t worker_held, uint64_t all_held, uint64_t extra, uint64_t budget,
+                           unsigned nworkers);
 
 /* What one TCP connection looks like to the rebalance (in the worker's list order). */
 typedef struct {

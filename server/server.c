@@ -12,9 +12,11 @@
 
 #include "mem/allocprof.h"
 #include "mem/mem.h"
+#include "server/auth.h"
 #include "server/control.h"
 #include "server/expo.h"
 #include "server/log.h"
+#include "server/peers.h"
 #include "server/shared.h"
 #include "server/worker.h"
 
@@ -258,6 +260,38 @@ static int bind_all(const srv_config_t *cfg, unsigned n, int *tcp_fds, int *http
     return 0;
 }
 
+int srv_server_load_tokens(srv_shared_t *sh)
+{
+    srv_auth_limits_t lim;
+    srv_auth_set_t *set = NULL;
+    char msg[SRV_AUTH_MSGLEN];
+    const char *path = sh->cfg->ingest_tokens_file;
+
+    srv_auth_limits_default(&lim);
+    msg[0] = '\0';
+    int r = srv_auth_set_load(path, &lim, &set, msg, sizeof(msg));
+    if (r != 0) {
+        srv_log("error", "cannot load --ingest-tokens-file; the tokens in force stay", "path", path,
+                "error", msg, NULL);
+        return r;
+    }
+    if (msg[0] != '\0') {
+        srv_log("warn", "ingest tokens", "path", path, "warning", msg, NULL);
+    }
+    char count[24];
+    snprintf(count, sizeof(count), "%zu", srv_auth_set_count(set));
+    if (sh->auth == NULL) {
+        r = srv_auth_slot_create(set, &sh->auth);
+        if (r != 0) {
+            return r;
+        }
+    } else {
+        srv_auth_slot_publish(sh->auth, set);
+    }
+    srv_log("info", "ingest tokens loaded", "path", path, "tokens", count, NULL);
+    return 0;
+}
+
 /* The per-worker arrays of shared.h. Returns 0 or -ENOMEM. */
 static int alloc_shared(srv_server_t *s)
 {
@@ -271,6 +305,25 @@ static int alloc_shared(srv_server_t *s)
     }
     for (unsigned i = 0; i < sh->nworkers; i++) {
         srv_expo_trim_hist_init(&sh->stats[i].trim);
+    }
+    sh->partial_budget = srv_config_partial_budget(sh->cfg);
+    if (sh->cfg->ingest_tokens_file[0] != '\0') {
+        int r = srv_server_load_tokens(sh);
+        if (r != 0) {
+            return r;
+        }
+    }
+    if (sh->cfg->max_conns_per_peer != 0) {
+        /* Each worker closes at most one connection at a time to make room: cap + workers. */
+        srv_peers_config_t pc = {
+            .max_peers = (size_t)sh->cfg->max_connections + sh->nworkers,
+            .per_peer = (unsigned)sh->cfg->max_conns_per_peer,
+        };
+        int r = srv_peers_create(&pc, &sh->peers);
+        if (r != 0) {
+            srv_log("error", "cannot create the per-peer table", "error", strerror(-r), NULL);
+            return r;
+        }
     }
     return 0;
 }
@@ -356,6 +409,8 @@ void srv_server_destroy(srv_server_t *s)
     mem_free(sh->stats);
     mem_free(sh->types);
     mem_free(sh->caches);
+    srv_peers_destroy(sh->peers);
+    srv_auth_slot_destroy(sh->auth); /* the workers closed their readers at exit */
     if (s->trim_open) {
         srv_trim_close(&sh->trim);
     }

@@ -18,7 +18,7 @@
 #define SRV_CACHE_LINE 64
 
 /* HTTP response codes counted one by one on ingest ports; others count as "other" (0). */
-#define SRV_HTTP_CODES 10
+#define SRV_HTTP_CODES 13
 extern const int srv_http_codes[SRV_HTTP_CODES];
 
 /* One worker's counters. Writer: that worker's loop thread only (metrics.h single-writer
@@ -31,7 +31,12 @@ typedef struct {
     metrics_counter_t bytes_tcp;
     metrics_counter_t bytes_http;
     metrics_counter_t conns_total;
-    metrics_counter_t conns_refused;
+    metrics_counter_t conns_refused;       /* the global cap, nothing idle to close for it */
+    metrics_counter_t conns_refused_peer;  /* --max-connections-per-peer */
+    metrics_counter_t conns_refused_allow; /* --ingest-allow */
+    metrics_counter_t conns_evicted;       /* idle longest, closed to make room at the cap */
+    metrics_counter_t auth_denied;         /* HTTP ingest requests without a valid token (401) */
+    metrics_counter_t slow_closed; /* TCP connections closed: a dropped line still unended */
     metrics_counter_t idle_closed;
     metrics_counter_t sink_failures;   /* sink_append could not keep an event (no memory) */
     metrics_counter_t read_pauses;     /* times reading was paused (sink full or memory limit) */
@@ -52,7 +57,10 @@ typedef struct {
     pool_t *pool; /* thread-safe as pool.h says */
     sink_t *sink; /* thread-safe as sink.h says; NULL once closed (control thread, at the end) */
     unsigned nworkers;
-    uint64_t start_ns; /* uv_hrtime at start-up */
+    uint64_t start_ns;          /* uv_hrtime at start-up */
+    uint64_t partial_budget;    /* srv_config_partial_budget(cfg), 0: none */
+    struct srv_peers *peers;    /* connections per peer (thread-safe as peers.h says), or NULL */
+    struct srv_auth_slot *auth; /* HTTP ingest tokens (auth.h says who calls what), or NULL */
     int allocator_verified;
     srv_trim_t trim; /* the trim rendezvous (trim.h says who calls what) */
 
@@ -79,6 +87,11 @@ typedef struct {
     _Atomic unsigned done;
     uv_async_t ctl_async; /* worker -> control: ready, done, a trim answered */
 
+    /* Bytes held in unfinished lines (TCP lines, HTTP body carry buffers), all workers: each
+     * worker adds a connection's change when it starts or stops holding or its holding grows
+     * (relaxed fetch_add; no per-event traffic). Read by workers (budget) and scrapes. */
+    _Atomic uint64_t partial_held;
+
     /* Written by the control thread, read by any (the admin listener's counters). */
     _Atomic uint64_t admin_requests;
     _Atomic uint64_t admin_denied;
@@ -90,5 +103,9 @@ static inline int srv_shared_workers_live(srv_shared_t *sh)
 {
     return atomic_load(&sh->ready) == sh->nworkers && !atomic_load(&sh->draining);
 }
+
+/* Loads --ingest-tokens-file and publishes it (creating sh->auth the first time). On failure
+ * logs why and keeps the set in force. Returns 0 or -errno. Control thread (start-up, SIGHUP). */
+int srv_server_load_tokens(srv_shared_t *sh);
 
 #endif

@@ -9,9 +9,11 @@
 
 #include "ingest/judge.h"
 #include "mem/mem.h"
+#include "server/auth.h"
 #include "server/conn.h"
 #include "server/expo.h"
 #include "server/log.h"
+#include "server/peers.h"
 #include "server/policy.h"
 
 struct srv_worker {
@@ -44,13 +46,17 @@ struct srv_worker {
     srv_pause_t pause;
     int nobufs;               /* a connection paused because no block could be had */
     int pooled;               /* this loop's memory mode now (follows sh->pooled) */
+    size_t held;              /* bytes its TCP connections hold in unfinished lines */
+    srv_auth_reader_t auth;   /* its view of sh->auth (auth.h) */
     metrics_writer_t scratch; /* GET /metrics bodies, freed when large after each feed */
 };
 
 static srv_ratelimit_t rl_io;
 static srv_ratelimit_t rl_sink;
+static srv_ratelimit_t rl_auth;
 
-const int srv_http_codes[SRV_HTTP_CODES] = {200, 400, 404, 405, 408, 413, 415, 431, 503, 0};
+const int srv_http_codes[SRV_HTTP_CODES] = {200, 400, 401, 403, 404, 405, 408,
+                                            413, 415, 431, 501, 503, 0};
 
 static srv_conn_t *conn_of(base_link_t *l)
 {
@@ -103,7 +109,128 @@ static void on_reject(void *ctx, ing_verdict_t reason)
     metrics_counter_add(&w->st->rejected[reason], 1);
 }
 
-static const ing_frame_ops_t frame_ops = {tcp_on_line, on_reject};
+static int tcp_may_grow(void *ctx, size_t held, size_t cap);
+
+static const ing_frame_ops_t frame_ops = {tcp_on_line, on_reject, tcp_may_grow};
+
+/* ---- the partial-line budget and the line deadline ----
+ *
+ * Each TCP connection's held bytes (ing_frame_held) are summed per worker (w->held, plain) and
+ * process-wide (sh->partial_held, a relaxed fetch_add when a connection's holding changes: when
+ * it starts or stops holding a line or its assembly buffer grows, never per event). The budget
+ * is split evenly: a worker may always hold its share (budget / workers), and more while the
+ * process-wide sum stays within the budget. A worker over its share while the sum is over the
+ * budget drops the lines of its oldest holders first, so a fresh client keeps its line. */
+
+/* Brings c's account up to date after its frame changed. ends_before: c->frame.ends before the
+ * change (a line ended when it moved: the deadline restarts for the line held now). */
+static void account(srv_worker_t *w, srv_conn_t *c, uint64_t ends_before)
+{
+    size_t held = ing_frame_held(&c->frame);
+
+    if (!ing_frame_pending(&c->frame)) {
+        c->line_start = 0;
+    } else if (c->line_start == 0 || c->frame.ends != ends_before) {
+        c->line_start = uv_now(&w->loop);
+    }
+    if (held != c->held) {
+        atomic_fetch_add_explicit(&w->sh->partial_held, (uint64_t)held - (uint64_t)c->held,
+                                  memory_order_relaxed);
+        w->held = w->held + held - c->held;
+        c->held = held;
+    }
+}
+
+/* The same for an HTTP connection: the carry buffer of its request bodies (no deadline here:
+ * --body-timeout bounds a body's time). */
+static void account_http(srv_worker_t *w, srv_conn_t *c, size_t held)
+{
+    if (held != c->held) {
+        atomic_fetch_add_explicit(&w->sh->partial_held, (uint64_t)held - (uint64_t)c->held,
+                                  memory_order_relaxed);
+        w->held = w->held + held - c->held;
+        c->held = held;
+    }
+}
+
+/* Drops the line c holds (counted under why); the rest of it is skipped to its newline, and the
+ * deadline runs again for that. */
+static void drop_line(srv_worker_t *w, srv_conn_t *c, ing_verdict_t why)
+{
+    if (ing_frame_drop(&c->frame)) {
+        metrics_counter_add(&w->st->rejected[why], 1);
+        account(w, c, c->frame.ends);
+        c->line_start = uv_now(&w->loop);
+    }
+}
+
+/* 1 when this worker may hold extra more bytes (policy above). */
+static int budget_fits(const srv_worker_t *w, size_t extra)
+{
+    uint64_t all = atomic_load_explicit(&w->sh->partial_held, memory_order_relaxed);
+    return srv_policy_budget_fits(w->held, all, extra, w->sh->partial_budget, w->sh->nworkers);
+}
+
+/* Makes room for extra bytes (0: just get within the budget): the oldest holders other than
+ * keep lose their lines (over_budget) while this worker does not fit. Loop thread. */
+static void budget_enforce(srv_worker_t *w, const srv_conn_t *keep, size_t extra)
+{
+    while (!budget_fits(w, extra)) {
+        srv_conn_t *oldest = NULL;
+        for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
+            srv_conn_t *c = conn_of(l);
+            if (c != keep && c->kind == SRV_CONN_TCP && c->held > 0 &&
+                (oldest == NULL || c->line_start < oldest->line_start)) {
+                oldest = c;
+            }
+        }
+        if (oldest == NULL) {
+            return;
+        }
+        drop_line(w, oldest, ING_REJECT_OVER_BUDGET);
+    }
+}
+
+/* The framer asks before an unfinished line's assembly buffer grows: over the memory limit a
+ * line may only be completed in what it holds (policy.h); within the budget it may grow, older
+ * holders losing their lines first to make room. */
+static int tcp_may_grow(void *ctx, size_t held, size_t cap)
+{
+    srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
+
+    if (!srv_policy_line_may_grow(&w->pause)) {
+        return 0;
+    }
+    if (cap <= held || cap <= c->held) {
+        return 1;
+    }
+    size_t extra = cap - (c->held > held ? c->held : held);
+    budget_enforce(w, c, extra);
+    return budget_fits(w, extra);
+}
+
+/* The same question from an HTTP body's carry buffer (a line or element crossing reads). Its
+ * event is rejected over_budget when the answer is no; TCP holders make room first. */
+static int http_may_grow(void *ctx, size_t held, size_t cap)
+{
+    srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
+
+    if (!srv_policy_line_may_grow(&w->pause)) {
+        return 0;
+    }
+    if (cap <= held) {
+        return 1;
+    }
+    size_t extra = cap - held;
+    budget_enforce(w, c, extra);
+    if (!budget_fits(w, extra)) {
+        return 0;
+    }
+    account_http(w, c, cap); /* counted before it is allocated, so the sum stays honest */
+    return 1;
+}
 
 /* ---- pausing (policy.h) ---- */
 
@@ -242,6 +369,7 @@ static void conn_release(srv_conn_t *c, char *base)
     srv_worker_t *w = c->owner;
     if (c->kind == SRV_CONN_TCP) {
         ing_frame_commit(&c->frame, 0, &frame_ops, c); /* the block goes back when empty */
+        account(w, c, c->frame.ends);
     } else {
         pool_put(w->cache, base);
     }
@@ -254,6 +382,9 @@ static void conn_closing(srv_conn_t *c)
         uint64_t before = c->frame.oversize;
         ing_frame_finish(&c->frame, &frame_ops, c); /* a partial line counts as truncated */
         metrics_counter_add(&w->st->oversize, c->frame.oversize - before);
+        account(w, c, c->frame.ends);
+    } else {
+        account_http(w, c, 0); /* its body buffers go with srv_conn_cleanup */
     }
 }
 
@@ -261,6 +392,9 @@ static void conn_closed(srv_conn_t *c)
 {
     srv_worker_t *w = c->owner;
     base_list_unlink(&w->conns, &c->link);
+    if (c->peer_counted) {
+        (void)srv_peers_release(w->sh->peers, (const struct sockaddr *)&c->peer);
+    }
     srv_conn_cleanup(c);
     metrics_gauge_add(&w->st->conns_active, -1);
     mem_free(c);
@@ -318,10 +452,15 @@ static void conn_read(srv_conn_t *c, ssize_t n, const uv_buf_t *buf)
             return;
         }
         uint64_t before = c->frame.oversize;
+        uint64_t ends = c->frame.ends;
         metrics_counter_add(&w->st->bytes_tcp, (uint64_t)n);
         ing_frame_commit(&c->frame, (size_t)n, &frame_ops, c);
         if (c->frame.oversize != before) {
             metrics_counter_add(&w->st->oversize, c->frame.oversize - before);
+        }
+        account(w, c, ends);
+        if (c->held > 0) {
+            budget_enforce(w, NULL, 0);
         }
         if (w->pause.sink_full || w->pause.draining) {
             pause_tcp_reads(w);
@@ -346,6 +485,9 @@ static void conn_read(srv_conn_t *c, ssize_t n, const uv_buf_t *buf)
          * sync with --file-sync), not for a timer. */
         w->flush_due = 0;
         sink_writer_flush(w->sink_w);
+    }
+    if (c->state != SRV_CONN_CLOSING) {
+        account_http(w, c, ing_body_held(&c->http.body));
     }
     if (w->scratch.cap > 64 * 1024) {
         metrics_writer_free(&w->scratch);
@@ -433,7 +575,112 @@ static int http_on_get(void *ctx, const char *path, srv_http_reply_t *reply)
 {
     srv_conn_t *c = ctx;
     srv_worker_t *w = c->owner;
+    /* Probes stay open; /metrics tells event types and memory: the admin allowlist decides. */
+    if (reply != NULL && strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0 &&
+        !srv_allow_match(&w->cfg->admin_allow, (const struct sockaddr *)&c->peer)) {
+        if (srv_expo_get(w->sh, path, NULL, &w->scratch) != 0) {
+            return 404;
+        }
+        reply->status = 403;
+        reply->body = "forbidden: not in --admin-allow\n";
+        reply->body_len = strlen(reply->body);
+        return 0;
+    }
     return srv_expo_get(w->sh, path, reply, &w->scratch);
+}
+
+/* Bearer tokens (--ingest-tokens-file): the set in force now, checked in constant time. */
+static int http_authorize(void *ctx, const char *value, size_t len, unsigned lines, char *hdr,
+                          size_t hdrsz)
+{
+    srv_conn_t *c = ctx;
+    srv_worker_t *w = c->owner;
+    const srv_auth_set_t *set = srv_auth_reader_current(&w->auth, w->sh->auth);
+    srv_auth_result_t r = lines > 1 ? SRV_AUTH_MALFORMED : srv_auth_check(set, value, len);
+    char chal[256];
+
+    if (r == SRV_AUTH_OK) {
+        return 0;
+    }
+    metrics_counter_add(&w->st->auth_denied, 1);
+    srv_log_error_limited(&rl_auth, "ingest request refused: no valid bearer token", "result",
+                          srv_auth_result_name(r), NULL);
+    srv_auth_challenge(r, "ingestd", chal, sizeof(chal));
+    snprintf(hdr, hdrsz, "WWW-Authenticate: %s\r\n", chal);
+    return 401;
+}
+
+/* The open connection of this worker silent longest, other than c; NULL when none. */
+static srv_conn_t *idlest(srv_worker_t *w, const srv_conn_t *c)
+{
+    srv_conn_t *best = NULL;
+    for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
+        srv_conn_t *o = conn_of(l);
+        if (o != c && o->state == SRV_CONN_OPEN &&
+            (best == NULL || o->last_active < best->last_active)) {
+            best = o;
+        }
+    }
+    return best;
+}
+
+/* Turns a new connection away: HTTP gets status (403 or 503) before the close. */
+static void refuse(srv_conn_t *c, int status)
+{
+    static const char r403[] = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: 10\r\nConnection: close\r\n\r\nforbidden\n";
+    static const char r503[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
+
+    if (c->kind == SRV_CONN_HTTP) {
+        const char *r = status == 403 ? r403 : r503;
+        size_t len = status == 403 ? sizeof(r403) - 1 : sizeof(r503) - 1;
+        if (srv_conn_send(c, r, len) == 0) {
+            srv_conn_finish(c);
+            return;
+        }
+    }
+    srv_conn_close(c);
+}
+
+/* The admission rules, in order: --ingest-allow (403), the per-peer cap (503), the global cap
+ * (room made by closing this worker's connection idle longest; 503 when there is none). Returns
+ * 0 when c may stay, else it was refused and counted. */
+static int admit(srv_worker_t *w, srv_conn_t *c)
+{
+    const srv_config_t *cfg = w->cfg;
+    const struct sockaddr *peer = (const struct sockaddr *)&c->peer;
+    int plen = (int)sizeof(c->peer);
+
+    if (uv_tcp_getpeername(&c->handle, (struct sockaddr *)&c->peer, &plen) != 0) {
+        c->peer.ss_family = AF_UNSPEC;
+    }
+    if (!srv_allow_match(&cfg->ingest_allow, peer)) {
+        metrics_counter_add(&w->st->conns_refused_allow, 1);
+        refuse(c, 403);
+        return -1;
+    }
+    if (w->sh->peers != NULL && c->peer.ss_family != AF_UNSPEC) {
+        int r = srv_peers_acquire(w->sh->peers, peer);
+        if (r == -EUSERS) {
+            metrics_counter_add(&w->st->conns_refused_peer, 1);
+            refuse(c, 503);
+            return -1;
+        }
+        c->peer_counted = r == 0; /* -ENOSPC/-ENOMEM: the global cap still bounds it */
+    }
+    if ((uint64_t)srv_expo_active_conns(w->sh) > cfg->max_connections) {
+        srv_conn_t *victim = idlest(w, c);
+        if (victim == NULL) {
+            metrics_counter_add(&w->st->conns_refused, 1);
+            refuse(c, 503);
+            return -1;
+        }
+        metrics_counter_add(&w->st->conns_evicted, 1);
+        srv_conn_close(victim);
+    }
+    return 0;
 }
 
 static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
@@ -449,12 +696,6 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
     if (srv_conn_accept(c, &w->loop, server, kind, &conn_ops, w) != 0) {
         return; /* conn_closed frees it */
     }
-    if ((uint64_t)srv_expo_active_conns(w->sh) > cfg->max_connections) {
-        metrics_counter_add(&w->st->conns_refused, 1);
-        srv_conn_close(c);
-        return;
-    }
-    metrics_counter_add(&w->st->conns_total, 1);
     if (kind == SRV_CONN_TCP) {
         /* Naive mode allocates every assembly buffer afresh: no stock. */
         ing_frame_stock_t *stock = w->pooled ? &w->stock : NULL;
@@ -467,8 +708,14 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
             .max_errors = SRV_HTTP_DEFAULT_MAX_ERRORS,
             .realloc_fn = mem_realloc,
             .free_fn = mem_free,
+            .gzip = 1,
+            .max_gzip_ratio = (uint32_t)cfg->max_gzip_ratio,
+            .gzip_ratio_grace = 64 * 1024,
+            .require_host = 1,
         };
         srv_http_cbs_t cbs = {
+            .authorize = w->sh->auth != NULL ? http_authorize : NULL,
+            .may_grow = http_may_grow,
             .on_event = http_on_event,
             .on_reject = http_on_reject,
             .on_get = http_on_get,
@@ -478,6 +725,10 @@ static void on_connection(uv_stream_t *server, int status, srv_conn_kind_t kind)
         };
         srv_conn_http_init(c, &lim, &cbs);
     }
+    if (admit(w, c) != 0) {
+        return;
+    }
+    metrics_counter_add(&w->st->conns_total, 1);
     resume(w, c);
 }
 
@@ -584,6 +835,7 @@ static void on_sweep(uv_timer_t *t)
     if (w->nobufs && !w->pause.draining) {
         resume_reads(w); /* connections paused by UV_ENOBUFS try again */
     }
+    budget_enforce(w, NULL, 0);
     for (base_link_t *l = w->conns.head; l != NULL; l = next) {
         srv_conn_t *c = conn_of(l);
         next = l->next;
@@ -598,6 +850,17 @@ static void on_sweep(uv_timer_t *t)
             srv_log_error_limited(&rl_io, "--ack durable: events not durable in time, answered 503",
                                   NULL);
             continue;
+        }
+        if (cfg->line_timeout_ms != 0 && c->kind == SRV_CONN_TCP && c->reading &&
+            c->state == SRV_CONN_OPEN && c->line_start != 0 &&
+            now - c->line_start >= cfg->line_timeout_ms) {
+            if (c->frame.skipping) {
+                /* Its last line was dropped and has not ended since: it keeps doing it. */
+                metrics_counter_add(&w->st->slow_closed, 1);
+                srv_conn_close(c);
+                continue;
+            }
+            drop_line(w, c, ING_REJECT_SLOW_LINE);
         }
         if (limit == 0 || now - since < limit) {
             continue;
@@ -618,7 +881,7 @@ static uint64_t sweep_interval(const srv_config_t *cfg)
 {
     uint64_t m = UINT64_MAX;
     const uint64_t t[] = {cfg->idle_timeout_ms, cfg->header_timeout_ms, cfg->body_timeout_ms,
-                          cfg->ack_durable ? cfg->ack_timeout_ms : 0};
+                          cfg->ack_durable ? cfg->ack_timeout_ms : 0, cfg->line_timeout_ms};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         if (t[i] != 0 && t[i] < m) {
             m = t[i];
@@ -742,6 +1005,7 @@ static int setup(srv_worker_t *w)
     int r;
 
     metrics_writer_init(&w->scratch);
+    srv_auth_reader_init(&w->auth);
     ing_frame_stock_init(&w->stock, mem_free);
     r = pool_cache_create(sh->pool, &w->cache);
     if (r != 0) {
@@ -794,6 +1058,7 @@ static void teardown(srv_worker_t *w)
         start_drain(w);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    srv_auth_reader_close(&w->auth);
     ing_judge_destroy(&w->judge);
     ing_frame_stock_destroy(&w->stock);
     pool_cache_destroy(w->cache);

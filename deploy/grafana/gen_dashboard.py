@@ -52,7 +52,7 @@ def panel(title, desc, targets, unit='short', ptype='timeseries', w=8, h=8, extr
 row("Throughput")
 panel("Events accepted / s", "ingestd_events_accepted_total: events that passed validation and reached the sink.",
       [(f'sum by (instance) (rate({s("ingestd_events_accepted_total")}{RI}))', '{{instance}}')], 'ops')
-panel("Events rejected / s by reason", "ingestd_events_rejected_total by reason: parse, not_object, no_type, too_large, truncated. A producer sending bad events shows as one reason rising.",
+panel("Events rejected / s by reason", "ingestd_events_rejected_total by reason: parse, not_object, no_type, too_large, truncated, slow_line, over_budget. A producer sending bad events shows as one reason rising.",
       [(f'sum by (reason) (rate({s("ingestd_events_rejected_total")}{RI}))', '{{reason}}')], 'ops')
 panel("Events / s by type (top 10)", "ingestd_events_by_type_total: per event type, bounded table; overflow counted as _other.",
       [(f'topk(10, sum by (type) (rate({s("ingestd_events_by_type_total")}{RI})))', '{{type}}')], 'ops')
@@ -60,9 +60,9 @@ panel("Bytes received / s by transport", "ingestd_bytes_received_total by transp
       [(f'sum by (transport) (rate({s("ingestd_bytes_received_total")}{RI}))', '{{transport}}')], 'Bps')
 panel("Connections active", "ingestd_connections_active: open ingest connections (TCP and HTTP). Compare with --max-connections.",
       [(f'sum by (instance) ({s("ingestd_connections_active")})', '{{instance}}')], 'short')
-panel("Connections opened and refused / s", "ingestd_connections_total (accepted connections) and ingestd_connections_refused_total (turned away at --max-connections). Any refusal deserves a look.",
+panel("Connections opened and refused / s", "ingestd_connections_total (accepted connections) and ingestd_connections_refused_total by reason (global: --max-connections with nothing idle to close; peer: --max-connections-per-peer; allow: --ingest-allow). Any refusal deserves a look.",
       [(f'sum by (instance) (rate({s("ingestd_connections_total")}{RI}))', 'opened {{instance}}'),
-       (f'sum by (instance) (rate({s("ingestd_connections_refused_total")}{RI}))', 'refused {{instance}}')], 'ops')
+       (f'sum by (instance, reason) (rate({s("ingestd_connections_refused_total")}{RI}))', 'refused {{reason}} {{instance}}')], 'ops')
 
 panel("HTTP responses / s by code", "ingestd_http_responses_total{code} on the HTTP ingest port. 503: shedding (sink behind or memory limit), with Retry-After; 413/431: limits; 400/415: malformed requests.",
       [(f'sum by (code) (rate({s("ingestd_http_responses_total")}{RI}))', '{{code}}')], 'reqps')

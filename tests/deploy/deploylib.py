@@ -81,6 +81,9 @@ FLAGS = [
     "file-sync", "nats-stream", "nats-create-stream", "nats-replicas", "nats-creds",
     "nats-token-file", "nats-tls", "nats-ca", "nats-batch-events", "nats-ack-timeout",
     "nats-max-inflight", "nats-reconnect-buffer", "instance-id",
+    # issue 11: hostile clients
+    "partial-budget", "line-timeout", "max-connections-per-peer", "ingest-allow",
+    "ingest-tokens-file", "max-gzip-ratio",
 ]
 
 

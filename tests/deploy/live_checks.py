@@ -157,6 +157,14 @@ def cmd_env(binary):
             # A file sink would write where the deployment says: keep it in a temp dir.
             if run_env.get("INGESTD_SINK", "null").startswith("file:"):
                 run_env["INGESTD_SINK"] = "file:" + os.path.join(tmp, "events.ndjson")
+            # A tokens file would be read where the deployment mounts it: write one in the temp
+            # dir (HTTP ingest is not exercised here; TCP and the probes are).
+            if run_env.get("INGESTD_INGEST_TOKENS_FILE", "off") != "off":
+                tokens = os.path.join(tmp, "ingest-tokens")
+                with open(tokens, "w") as f:
+                    f.write("live-check-token-0123456789\n")
+                os.chmod(tokens, 0o600)
+                run_env["INGESTD_INGEST_TOKENS_FILE"] = tokens
             try:
                 d = Ingestd(binary, env=run_env, extra_args=[])
             except RuntimeError as e:

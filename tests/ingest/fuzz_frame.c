@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static pool_t *pool;
     static pool_cache_t *cache;
     static out_t want, got;
-    static const ing_frame_ops_t ops = {on_line, on_reject};
+    static const ing_frame_ops_t ops = {on_line, on_reject, NULL};
 
     if (size < 2) {
         return 0;
@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     compare(&got, &want);
 
     /* The HTTP body framer, cut short where the stream ended: the same reports. */
-    static const ing_body_ops_t body_ops = {body_event, body_reject, NULL};
+    static const ing_body_ops_t body_ops = {body_event, body_reject, NULL, NULL};
     ing_body_t b;
     got.n = 0;
     seed = data[1] | 1u;

@@ -60,7 +60,7 @@ static void tcp_reject(void *ctx, ing_verdict_t v)
     rec_put(ctx, ing_verdict_name(v));
 }
 
-static const ing_frame_ops_t tcp_ops = {tcp_line, tcp_reject};
+static const ing_frame_ops_t tcp_ops = {tcp_line, tcp_reject, NULL};
 
 static void body_event(void *ctx, uint64_t index, const char *data, size_t len)
 {
@@ -81,7 +81,7 @@ static void body_reject(void *ctx, uint64_t index, ing_verdict_t v, const char *
     rec_put(r, s);
 }
 
-static const ing_body_ops_t body_ops = {body_event, body_reject, NULL};
+static const ing_body_ops_t body_ops = {body_event, body_reject, NULL, NULL};
 
 static pool_t *pool;
 static pool_cache_t *cache;
@@ -312,7 +312,7 @@ static size_t fake_value_end(void *ctx, const char *p, size_t n)
 static void test_body_array_asks_the_judge_for_the_value_end_when_it_can(void **state)
 {
     (void)state;
-    static const ing_body_ops_t seam_ops = {body_event, body_reject, fake_value_end};
+    static const ing_body_ops_t seam_ops = {body_event, body_reject, fake_value_end, NULL};
     const char *in = "[{\"type\":\"a\"}, {\"type\":\"b\"} ,7,{\"a\":1} x,{\"type\":\"c\"}]";
     const char *want = "E:{\"type\":\"a\"}|E:{\"type\":\"b\"}|E:7|E:{\"a\":1} x|E:{\"type\":\"c\"}";
     rec_t r = {.with_index = 1};
@@ -377,6 +377,35 @@ static void test_body_reset_frees_a_carry_buffer_that_grew_large(void **state)
     free(big);
 }
 
+static int refuse_over_2k(void *ctx, size_t held, size_t cap)
+{
+    (void)ctx;
+    assert_true(cap > held);
+    return cap <= 2048;
+}
+
+static void test_body_refused_carry_growth_rejects_the_event_as_over_budget(void **state)
+{
+    static const ing_body_ops_t ops = {body_event, body_reject, NULL, refuse_over_2k};
+    rec_t r = {.with_index = 1};
+    ing_body_t b;
+    char big[3000];
+    (void)state;
+
+    memset(big, 'a', sizeof(big));
+    ing_body_init(&b, 1 << 20, &ops, &r, NULL, NULL);
+    ing_body_begin(&b, ING_BODY_NDJSON);
+    /* A line crossing feeds is carried: 1 KiB is allowed, 3 KiB is not. */
+    ing_body_feed(&b, "{\"type\":\"a\"}\n{\"type\":\"b\",\"p\":\"", 30);
+    ing_body_feed(&b, big, sizeof(big));
+    ing_body_feed(&b, "\"}\n{\"type\":", strlen("\"}\n{\"type\":"));
+    ing_body_feed(&b, "\"c\"}", strlen("\"c\"}"));
+    ing_body_end(&b, 1);
+    assert_string_equal(r.text, "E:{\"type\":\"a\"}|over_budget@2|E:{\"type\":\"c\"}");
+    assert_true(ing_body_held(&b) <= 2048);
+    ing_body_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_body_array_asks_the_judge_for_the_value_end_when_it_can),
         cmocka_unit_test(test_body_raw_keeps_the_whole_body_up_to_the_limit),
         cmocka_unit_test(test_body_reset_frees_a_carry_buffer_that_grew_large),
+        cmocka_unit_test(test_body_refused_carry_growth_rejects_the_event_as_over_budget),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

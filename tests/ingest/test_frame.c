@@ -46,7 +46,7 @@ static void on_reject(void *ctx, ing_verdict_t reason)
     s->n++;
 }
 
-static const ing_frame_ops_t ops = {on_line, on_reject};
+static const ing_frame_ops_t ops = {on_line, on_reject, NULL};
 
 static void seen_clear(seen_t *s)
 {
@@ -415,7 +415,7 @@ static void test_frame_matches_a_whole_input_reference_for_random_input_and_spli
     fixture_t *fx = *state;
     static const size_t maxes[] = {1, 10, 100, 4094, 4095, 4096, 4097, 6000, 100000};
     static const char alphabet[] = "aaaaaaaab{ \r\n";
-    static const ing_frame_ops_t o = {diff_line, diff_reject};
+    static const ing_frame_ops_t o = {diff_line, diff_reject, NULL};
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     char *in = malloc(20000);
     ref_t *want = malloc(sizeof(*want));
@@ -493,6 +493,86 @@ static void test_frame_reports_enomem_when_the_pool_has_no_block(void **state)
     pool_destroy(p);
 }
 
+/* may_grow: counts asks and refuses growth past a cap. */
+typedef struct {
+    seen_t seen;
+    size_t cap_allowed;
+    unsigned asks;
+} grow_ctx_t;
+
+static void grow_line(void *ctx, const char *line, size_t len)
+{
+    on_line(&((grow_ctx_t *)ctx)->seen, line, len);
+}
+
+static void grow_reject(void *ctx, ing_verdict_t reason)
+{
+    on_reject(&((grow_ctx_t *)ctx)->seen, reason);
+}
+
+static int grow_ask(void *ctx, size_t held, size_t cap)
+{
+    grow_ctx_t *g = ctx;
+    assert_true(cap > held);
+    g->asks++;
+    return cap <= g->cap_allowed;
+}
+
+static const ing_frame_ops_t grow_ops = {grow_line, grow_reject, grow_ask};
+
+static void
+test_frame_refused_growth_drops_the_line_as_over_budget_and_skips_to_its_end(void **state)
+{
+    fixture_t *fx = *state;
+    grow_ctx_t g = {.cap_allowed = 2 * POOL_BLOCK_SIZE};
+    ing_frame_t f;
+    size_t n = 5 * POOL_BLOCK_SIZE;
+    char *data = malloc(n + 20);
+
+    memset(data, 'a', n);
+    memcpy(data + n, "\n{\"type\":\"b\"}\n", 14);
+    ing_frame_init(&f, fx->cache, 1 << 20, NULL, NULL, NULL);
+    assert_int_equal(ing_frame_feed(&f, data, n, &grow_ops, &g), 0);
+    /* The first assembly buffer (two blocks) was allowed, the next growth refused. */
+    assert_true(g.asks >= 2);
+    assert_int_equal(g.seen.n, 1);
+    assert_int_equal(g.seen.verdict[0], ING_REJECT_OVER_BUDGET);
+    assert_int_equal(ing_frame_held(&f), 0); /* skipping holds nothing */
+    assert_true(ing_frame_pending(&f));
+    assert_int_equal(ing_frame_feed(&f, data + n, 14, &grow_ops, &g), 0);
+    assert_int_equal(g.seen.n, 2);
+    assert_string_equal(g.seen.line[1], "{\"type\":\"b\"}");
+    ing_frame_finish(&f, &grow_ops, &g);
+    seen_clear(&g.seen);
+    free(data);
+}
+
+static void
+test_frame_held_counts_the_block_and_the_assembly_buffer_and_drop_frees_them(void **state)
+{
+    fixture_t *fx = *state;
+    ing_frame_t f;
+    char data[POOL_BLOCK_SIZE + 100];
+
+    memset(data, 'x', sizeof(data));
+    ing_frame_init(&f, fx->cache, 1 << 20, NULL, NULL, NULL);
+    assert_int_equal(ing_frame_held(&f), 0);
+    assert_int_equal(ing_frame_drop(&f), 0); /* nothing held: nothing changes */
+    assert_false(ing_frame_pending(&f));
+    assert_int_equal(ing_frame_feed(&f, data, 10, &ops, &fx->seen), 0);
+    assert_int_equal(ing_frame_held(&f), POOL_BLOCK_SIZE);
+    assert_int_equal(ing_frame_feed(&f, data, sizeof(data) - 10, &ops, &fx->seen), 0);
+    assert_true(ing_frame_held(&f) >= 2 * POOL_BLOCK_SIZE);
+    assert_int_equal(ing_frame_drop(&f), 1);
+    assert_int_equal(ing_frame_held(&f), 0);
+    /* The rest of the dropped line is skipped; the next line is whole. */
+    assert_int_equal(ing_frame_feed(&f, "yyy\n{\"type\":\"c\"}\n", 17, &ops, &fx->seen), 0);
+    assert_int_equal(fx->seen.n, 1);
+    assert_string_equal(fx->seen.line[0], "{\"type\":\"c\"}");
+    ing_frame_finish(&f, &ops, &fx->seen);
+    assert_int_equal(fx->seen.n, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +609,12 @@ int main(void)
             test_frame_matches_a_whole_input_reference_for_random_input_and_splits, setup,
             teardown),
         cmocka_unit_test(test_frame_reports_enomem_when_the_pool_has_no_block),
+        cmocka_unit_test_setup_teardown(
+            test_frame_refused_growth_drops_the_line_as_over_budget_and_skips_to_its_end, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_frame_held_counts_the_block_and_the_assembly_buffer_and_drop_frees_them, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,7 +21,8 @@ int main(void)
 
     metrics_family(&w, "ingestd_events_rejected_total", "counter",
                    "Events rejected, by reason.\nSecond line with a \\ backslash.");
-    const char *reasons[] = {"parse", "not_object", "no_type", "too_large", "truncated"};
+    const char *reasons[] = {"parse",     "not_object", "no_type",    "too_large",
+                             "truncated", "slow_line",  "over_budget"};
     for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
         metrics_sample_u64_label(&w, "ingestd_events_rejected_total", "reason", reasons[i], i);
     }

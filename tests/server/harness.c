@@ -361,19 +361,21 @@ void ih_cleanup(ih_server_t *s)
 
 int ih_counts(uint16_t port, ih_counts_t *out)
 {
-    static const char *const names[6] = {
+    static const char *const names[IH_REASONS] = {
         "ingestd_events_accepted_total",
         "ingestd_events_rejected_total{reason=\"parse\"}",
         "ingestd_events_rejected_total{reason=\"not_object\"}",
         "ingestd_events_rejected_total{reason=\"no_type\"}",
         "ingestd_events_rejected_total{reason=\"too_large\"}",
         "ingestd_events_rejected_total{reason=\"truncated\"}",
+        "ingestd_events_rejected_total{reason=\"slow_line\"}",
+        "ingestd_events_rejected_total{reason=\"over_budget\"}",
     };
     char *resp = scrape(port);
     if (resp == NULL) {
         return -1;
     }
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < IH_REASONS; i++) {
         out->v[i] = find_sample(resp, names[i]);
     }
     free(resp);
@@ -386,14 +388,14 @@ int ih_wait_counts(uint16_t port, const ih_counts_t *base, double n, int timeout
     double want = n;
     int waited = 0;
     int step = 10;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < IH_REASONS; i++) {
         want += base->v[i];
     }
     for (;;) {
         ih_counts_t now;
         if (ih_counts(port, &now) == 0) {
             double sum = 0;
-            for (size_t i = 0; i < 6; i++) {
+            for (size_t i = 0; i < IH_REASONS; i++) {
                 sum += now.v[i];
                 delta->v[i] = now.v[i] - base->v[i];
             }
@@ -415,8 +417,8 @@ int ih_wait_counts(uint16_t port, const ih_counts_t *base, double n, int timeout
 
 double ih_events_seen(uint16_t port)
 {
-    static const char *const reasons[] = {"parse", "not_object", "no_type", "too_large",
-                                          "truncated"};
+    static const char *const reasons[] = {"parse",     "not_object", "no_type",    "too_large",
+                                          "truncated", "slow_line",  "over_budget"};
     char *resp = scrape(port);
     char name[128];
     if (resp == NULL) {

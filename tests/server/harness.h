@@ -28,8 +28,9 @@ int ih_stop(ih_server_t *s, int sig);
 void ih_cleanup(ih_server_t *s);
 
 /* Counters of one scrape: accepted and each rejection reason (index: ing_verdict_t). */
+#define IH_REASONS 8 /* accepted and each reason of ingest/verdict.h, in its order */
 typedef struct {
-    double v[6];
+    double v[IH_REASONS];
 } ih_counts_t;
 int ih_counts(uint16_t port, ih_counts_t *out);
 /* Scrapes until accepted + rejected reaches base's sum + n (at most timeout_ms); fills out with

@@ -91,6 +91,12 @@ static void test_help_lists_every_flag_with_its_default(void **state)
         "--shutdown-timeout",
         "--log-format",
         "--version",
+        "--partial-budget",
+        "--line-timeout",
+        "--max-connections-per-peer",
+        "--ingest-allow",
+        "--ingest-tokens-file",
+        "--max-gzip-ratio",
     };
     (void)state;
     assert_int_equal(run(args, NULL, out, sizeof(out), err, sizeof(err)), 0);
@@ -121,6 +127,25 @@ static void test_bad_flag_value_exits_2_with_one_line(void **state)
     assert_non_null(strstr(err, "--pool-retain"));
     assert_non_null(strstr(err, "lots"));
     assert_non_null(strstr(err, "allowed"));
+}
+
+static void test_bad_hostile_client_flag_values_exit_2(void **state)
+{
+    static char out[1024], err[1024];
+    static const char *const bad[] = {"--partial-budget=huge", "--line-timeout=5",
+                                      "--max-connections-per-peer=x", "--ingest-allow=nowhere",
+                                      "--max-gzip-ratio=-3"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *args[] = {bad[i], NULL};
+        assert_int_equal(run(args, NULL, out, sizeof(out), err, sizeof(err)), 2);
+        assert_int_equal(lines(err), 1);
+    }
+    /* A tokens file that cannot be read stops start-up (exit 1 or 2, never a run). */
+    const char *args[] = {"--ingest-tokens-file=/nonexistent/tokens", "--tcp=127.0.0.1:0",
+                          "--http=127.0.0.1:0", "--admin=127.0.0.1:0", NULL};
+    assert_true(run(args, NULL, out, sizeof(out), err, sizeof(err)) != 0);
+    assert_non_null(strstr(err, "ingest-tokens-file"));
 }
 
 static void test_bad_environment_value_exits_2_naming_the_variable(void **state)
@@ -163,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_help_lists_every_flag_with_its_default),
         cmocka_unit_test(test_version_prints_one_line),
         cmocka_unit_test(test_bad_flag_value_exits_2_with_one_line),
+        cmocka_unit_test(test_bad_hostile_client_flag_values_exit_2),
         cmocka_unit_test(test_bad_environment_value_exits_2_naming_the_variable),
         cmocka_unit_test(test_json_logs_start_and_stop_as_json_lines),
     };

@@ -347,6 +347,90 @@ static void test_admin_flags_allowlist_profile_rate_and_memtrace(void **state)
     assert_non_null(strstr(err, "--alloc-profile-rate"));
 }
 
+static void test_hostile_client_flags_defaults_values_env_and_bad_values(void **state)
+{
+    srv_config_t c;
+    char err[512];
+    (void)state;
+
+    /* Defaults: bounded (budget, line deadline, per-peer cap, gzip ratio), open (allow, tokens). */
+    srv_config_defaults(&c);
+    assert_int_equal(c.partial_budget, 64 * 1048576);
+    assert_int_equal(c.line_timeout_ms, 30000);
+    assert_int_equal(c.max_conns_per_peer, 256);
+    assert_true(c.max_conns_per_peer < c.max_connections);
+    assert_int_equal(c.max_gzip_ratio, 200);
+    assert_string_equal(c.ingest_tokens_file, "");
+    struct sockaddr_in any = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "203.0.113.9", &any.sin_addr);
+    assert_true(srv_allow_match(&c.ingest_allow, (struct sockaddr *)&any));
+    /* The budget in force: at most half the memory limit; off stays off. */
+    assert_int_equal(srv_config_partial_budget(&c), 64 * 1048576);
+    c.memory_limit = 32 * 1048576;
+    assert_int_equal(srv_config_partial_budget(&c), 16 * 1048576);
+    c.partial_budget = 0;
+    assert_int_equal(srv_config_partial_budget(&c), 0);
+
+    char *ok[] = {"ingestd",
+                  "--partial-budget=8MiB",
+                  "--line-timeout=5s",
+                  "--max-connections-per-peer=0",
+                  "--ingest-allow=10.0.0.0/8",
+                  "--ingest-tokens-file=/run/credentials/ingestd.service/tokens",
+                  "--max-gzip-ratio=0",
+                  NULL};
+    assert_int_equal(parse(&c, ok, NULL, err, sizeof(err)), SRV_CONFIG_RUN);
+    assert_int_equal(c.partial_budget, 8 * 1048576);
+    assert_int_equal(c.line_timeout_ms, 5000);
+    assert_int_equal(c.max_conns_per_peer, 0);
+    assert_false(srv_allow_match(&c.ingest_allow, (struct sockaddr *)&any));
+    assert_string_equal(c.ingest_tokens_file, "/run/credentials/ingestd.service/tokens");
+    assert_int_equal(c.max_gzip_ratio, 0);
+    char *offs[] = {"ingestd", "--partial-budget=off", "--line-timeout=off",
+                    "--ingest-tokens-file=off", NULL};
+    assert_int_equal(parse(&c, offs, NULL, err, sizeof(err)), SRV_CONFIG_RUN);
+    assert_int_equal(c.partial_budget, 0);
+    assert_int_equal(c.line_timeout_ms, 0);
+    assert_string_equal(c.ingest_tokens_file, "");
+    char *envp[] = {"INGESTD_PARTIAL_BUDGET=1MiB",
+                    "INGESTD_LINE_TIMEOUT=2s",
+                    "INGESTD_MAX_CONNECTIONS_PER_PEER=4",
+                    "INGESTD_INGEST_ALLOW=127.0.0.1",
+                    "INGESTD_INGEST_TOKENS_FILE=/etc/t",
+                    "INGESTD_MAX_GZIP_RATIO=10",
+                    NULL};
+    char *none[] = {"ingestd", NULL};
+    assert_int_equal(parse(&c, none, envp, err, sizeof(err)), SRV_CONFIG_RUN);
+    assert_int_equal(c.partial_budget, 1048576);
+    assert_int_equal(c.line_timeout_ms, 2000);
+    assert_int_equal(c.max_conns_per_peer, 4);
+    assert_string_equal(c.ingest_tokens_file, "/etc/t");
+    assert_int_equal(c.max_gzip_ratio, 10);
+
+    /* Bad values: one line naming the flag and the value. */
+    static const char *const bad[][2] = {
+        {"--partial-budget", "lots"},
+        {"--partial-budget", "1KiB"},
+        {"--line-timeout", "30"},
+        {"--line-timeout", "soon"},
+        {"--max-connections-per-peer", "-1"},
+        {"--max-connections-per-peer", "many"},
+        {"--ingest-allow", "10.0.0.1/8"},
+        {"--ingest-allow", ""},
+        {"--ingest-tokens-file", ""},
+        {"--max-gzip-ratio", "2000000"},
+        {"--max-gzip-ratio", "x"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char arg[128];
+        snprintf(arg, sizeof(arg), "%s=%s", bad[i][0], bad[i][1]);
+        char *argv[] = {"ingestd", arg, NULL};
+        assert_int_equal(parse(&c, argv, NULL, err, sizeof(err)), SRV_CONFIG_ERROR);
+        assert_non_null(strstr(err, bad[i][0]));
+        assert_int_equal(strchr(err, '\n') - err + 1, (long)strlen(err));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_help_and_version_exit_ok),
         cmocka_unit_test(test_items_round_trip_through_the_parser),
         cmocka_unit_test(test_admin_flags_allowlist_profile_rate_and_memtrace),
+        cmocka_unit_test(test_hostile_client_flags_defaults_values_env_and_bad_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

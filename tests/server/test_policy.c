@@ -117,6 +117,41 @@ static void test_the_limit_never_leaves_nobody_reading(void **state)
     }
 }
 
+static void test_over_the_limit_a_line_holder_reads_but_its_line_may_not_grow(void **state)
+{
+    (void)state;
+    /* Hole 2 of issue 11: holders kept reading and growing, 4x over the limit. Now they read
+     * only into what they hold: a line that needs more is dropped, which frees memory. */
+    assert_true(srv_policy_tcp_may_read(&over_limit, 1, 0));
+    assert_false(srv_policy_line_may_grow(&over_limit));
+    assert_true(srv_policy_line_may_grow(&running));
+    assert_true(srv_policy_line_may_grow(&sink_full));
+}
+
+static void test_budget_keeps_each_workers_share_and_bounds_the_sum(void **state)
+{
+    (void)state;
+    /* No budget: always. */
+    assert_true(srv_policy_budget_fits(1 << 30, 1ull << 40, 1 << 20, 0, 4));
+    /* A worker within its share (1000 / 4 = 250) may grow whatever the others hold. */
+    assert_true(srv_policy_budget_fits(0, 5000, 250, 1000, 4));
+    assert_true(srv_policy_budget_fits(200, 5000, 50, 1000, 4));
+    assert_false(srv_policy_budget_fits(200, 5000, 51, 1000, 4));
+    /* Over its share only while the sum stays within the budget. */
+    assert_true(srv_policy_budget_fits(600, 900, 100, 1000, 4));
+    assert_false(srv_policy_budget_fits(600, 900, 101, 1000, 4));
+    /* Zero workers is treated as one. */
+    assert_true(srv_policy_budget_fits(0, 0, 1000, 1000, 0));
+    assert_false(srv_policy_budget_fits(0, 0, 1001, 1000, 0));
+    /* The sum never passes budget + what shares guarantee: with every worker at its share, the
+     * sum is the budget. */
+    for (unsigned n = 1; n <= 8; n++) {
+        uint64_t share = 1000 / n;
+        assert_true(srv_policy_budget_fits(0, 1000 - share, share, 1000, n));
+        assert_false(srv_policy_budget_fits(share, 1000, 1, 1000, n));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +162,8 @@ int main(void)
         cmocka_unit_test(test_no_probes_when_the_sink_is_full_or_draining),
         cmocka_unit_test(test_probes_are_the_first_eligible_in_list_order_and_bounded),
         cmocka_unit_test(test_the_limit_never_leaves_nobody_reading),
+        cmocka_unit_test(test_over_the_limit_a_line_holder_reads_but_its_line_may_not_grow),
+        cmocka_unit_test(test_budget_keeps_each_workers_share_and_bounds_the_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

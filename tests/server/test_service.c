@@ -359,22 +359,29 @@ static void test_ingest_port_serves_metrics_healthz_and_readyz(void **state)
     ih_cleanup(&s);
 }
 
-static void test_connections_over_the_limit_are_refused_and_counted(void **state)
+static void test_connections_over_the_limit_close_the_one_idle_longest(void **state)
 {
+    /* Issue 11: refusing the newcomer let idle connections lock everyone out; now the one idle
+     * longest makes room (counted), and the newcomer stays. */
     ih_server_t s;
     const char *extra[] = {"--max-connections=2", "--workers=1", NULL};
     char c;
     (void)state;
     assert_int_equal(ih_start(&s, extra), 0);
     int a = ih_connect(s.tcp_port);
+    assert_true(ih_wait_metric(s.admin_port, "ingestd_connections_active", 1, 30000) == 1);
     int b = ih_connect(s.tcp_port);
     assert_true(ih_wait_metric(s.admin_port, "ingestd_connections_active", 2, 30000) == 2);
     int x = ih_connect(s.tcp_port);
     assert_true(x >= 0);
     struct timeval tv = {30, 0};
-    setsockopt(x, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    assert_int_equal(recv(x, &c, 1, 0), 0); /* closed by the server */
-    assert_true(ih_metric(s.admin_port, "ingestd_connections_refused_total") == 1);
+    setsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(recv(a, &c, 1, 0), 0); /* a, idle longest, closed by the server */
+    assert_true(ih_metric(s.admin_port, "ingestd_connections_evicted_total") == 1);
+    assert_true(ih_metric(s.admin_port, "ingestd_connections_refused_total{reason=\"global\"}") ==
+                0);
+    assert_int_equal(ih_send_all(x, "{\"type\":\"x\"}\n", 13), 0);
+    assert_true(ih_wait_metric(s.admin_port, "ingestd_events_accepted_total", 1, 30000) == 1);
     close(a);
     close(b);
     close(x);
@@ -544,7 +551,9 @@ static void test_over_the_memory_limit_partial_lines_complete_and_nothing_is_los
     ih_server_t s;
     ih_counts_t base;
     ih_counts_t d;
-    const char *extra[] = {"--memory-limit=256KiB", "--workers=2", NULL};
+    /* One peer, partial lines held on purpose: no per-peer cap, no partial-line budget. */
+    const char *extra[] = {"--memory-limit=256KiB", "--workers=2", "--partial-budget=off",
+                           "--max-connections-per-peer=0", NULL};
     (void)state;
 
     assert_int_equal(ih_start(&s, extra), 0);
@@ -577,7 +586,7 @@ static void test_over_the_memory_limit_partial_lines_complete_and_nothing_is_los
     }
     assert_int_equal(ih_wait_counts(s.admin_port, &base, LIMIT_HOLDERS + LIMIT_LATE, 10000, &d), 0);
     assert_true(d.v[0] == LIMIT_HOLDERS + LIMIT_LATE);
-    for (int r = 1; r < 6; r++) {
+    for (int r = 1; r < IH_REASONS; r++) {
         assert_true(d.v[r] == 0);
     }
     /* The blocks went back and were released: below the limit again. */
@@ -599,7 +608,7 @@ int main(void)
         cmocka_unit_test(test_http_pipelined_requests_are_answered_in_order),
         cmocka_unit_test(test_http_events_over_one_block_are_counted_as_oversize),
         cmocka_unit_test(test_ingest_port_serves_metrics_healthz_and_readyz),
-        cmocka_unit_test(test_connections_over_the_limit_are_refused_and_counted),
+        cmocka_unit_test(test_connections_over_the_limit_close_the_one_idle_longest),
         cmocka_unit_test(test_silent_connection_is_closed_after_the_idle_timeout),
         cmocka_unit_test(test_slow_sink_pauses_reading_bounds_memory_and_sheds_http),
         cmocka_unit_test(test_over_the_memory_limit_reading_pauses_and_http_sheds),
