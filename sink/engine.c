@@ -443,14 +443,18 @@ static bool expire_held(sink_t *s)
     }
     s->held_tail = prev;
     bool left = s->held_head != NULL;
-    pthread_mutex_unlock(&s->lock);
-    free_chunks(s, to_free);
     if (events > 0) {
+        /* Counted before the lock is released: settle_locked may have woken a destroying
+         * writer, which reads the figures as soon as it returns. */
         atomic_fetch_add_explicit(&s->events_lost, events, memory_order_relaxed);
         if (s->first_loss_error == 0) {
             s->first_loss_error = -ETIMEDOUT;
         }
         s->gave_up = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    free_chunks(s, to_free);
+    if (events > 0) {
         sink_backend_log(s, true,
                          "gave up on %llu written events that %s did not make durable in time",
                          (unsigned long long)events, s->target);
