@@ -25,14 +25,15 @@
  * writer's events reach the file in the order they were appended.
  *
  * Backpressure: the writer is "full" when the bytes handed to the writer thread and not yet
- * written reach bound - chunk_bytes (bound = chunk_bytes * max_pending_chunks). From then on
- * sink_append returns 1 and sink_writer_full() 1: TCP stops reading, HTTP answers 503.
- * When the writer thread has brought that figure down to half, on_writable runs on the writer's
- * loop. An event appended while full is still kept (it was accepted): if no recycled chunk is
- * free it goes into an extra chunk freed after its write. Memory per writer is therefore at most
- * bound + what the caller appends after being told to stop (for TCP the rest of one read block
- * and one assembled event; for HTTP the body of the request in progress) + events larger than a
- * chunk (each in its own allocation of its size, freed after its write).
+ * durable (unwritten, or written and waiting for the backend's durability report: see
+ * "Durability") reach bound - chunk_bytes (bound = chunk_bytes * max_pending_chunks). From then
+ * on sink_append returns 1 and sink_writer_full() 1: TCP stops reading, HTTP answers 503.
+ * When that figure is down to half, on_writable runs on the writer's loop. An event appended while
+ * full is still kept (it was accepted): if no recycled chunk is free it goes into an extra chunk
+ * freed after its write. Memory per writer is therefore at most bound + what the caller appends
+ * after being told to stop (for TCP the rest of one read block and one assembled event; for HTTP
+ * the body of the request in progress) + events larger than a chunk (each in its own allocation of
+ * its size, freed after its write).
  *
  * Write errors (disk full, EIO, EBADF, EPIPE): counted in write_errors and logged at most once
  * per second. The writer thread retries the same bytes (backoff 10 ms doubling to 1 s; EBADF
