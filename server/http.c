@@ -322,10 +322,19 @@ static void body_reject(void *ctx, uint64_t index, ing_verdict_t v, const char *
     reject_local(ctx, index, v, detail);
 }
 
+/* What a gzip body's decoder and window hold, at most (counted while the request runs). */
+#define GZIP_HELD (SRV_INFLATE_HELD_MAX + 4096)
+
 static int body_may_grow(void *ctx, size_t held, size_t cap)
 {
     srv_http_t *h = ctx;
-    return h->cbs.may_grow == NULL || h->cbs.may_grow(h->ctx, held, cap);
+    size_t gz = h->gz != NULL ? GZIP_HELD : 0; /* the caller counts the decoder with the carry */
+    return h->cbs.may_grow == NULL || h->cbs.may_grow(h->ctx, held + gz, cap + gz);
+}
+
+size_t srv_http_held(const srv_http_t *h)
+{
+    return ing_body_held(&h->body) + (h->gz != NULL ? GZIP_HELD : 0);
 }
 
 static size_t body_value_end(void *ctx, const char *p, size_t n)
@@ -534,9 +543,15 @@ static int authorize(srv_http_t *h, const http_parser *p)
     return -1;
 }
 
-/* A decoder and an output window for this request's gzip body. Returns 0 or -ENOMEM. */
+/* A decoder and an output window for this request's gzip body, if the caller lets this
+ * connection hold that much more (may_grow: the partial budget). Returns 0, -ENOBUFS (over the
+ * budget) or -ENOMEM. */
 static int gzip_begin(srv_http_t *h)
 {
+    size_t held = ing_body_held(&h->body);
+    if (h->cbs.may_grow != NULL && !h->cbs.may_grow(h->ctx, held, held + GZIP_HELD)) {
+        return -ENOBUFS;
+    }
     srv_inflate_limits_t il = {
         .max_out = h->lim.max_body_bytes,
         .max_ratio = h->lim.max_gzip_ratio,
@@ -621,7 +636,7 @@ static int on_headers_complete(http_parser *p)
         } else if (h->cbs.shedding != NULL && h->cbs.shedding(h->ctx)) {
             h->status = 503;
         } else if (srv_hf_ce_result(&h->ce) == SRV_HF_CODING_GZIP && gzip_begin(h) != 0) {
-            h->status = 503; /* no memory for a decoder */
+            h->status = 503; /* no memory for a decoder, or over --partial-budget */
         } else {
             h->action = ACT_EVENTS;
             ing_body_begin(&h->body, media_is(h->ctype, h->ctype_len, "application/json")

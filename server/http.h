@@ -217,6 +217,11 @@ int srv_http_timeout(srv_http_t *h);
 
 srv_http_phase_t srv_http_phase(const srv_http_t *h);
 
+/* Bytes this connection holds for the request in progress: its body's carry buffer, and a gzip
+ * body's decoder and window (counted at their bound, SRV_INFLATE_HELD_MAX + 4 KiB). For the
+ * partial budget. */
+size_t srv_http_held(const srv_http_t *h);
+
 /* Frees what h allocated. h must be initialised (or zeroed); safe to call twice. */
 void srv_http_free(srv_http_t *h);
 

@@ -332,7 +332,7 @@ static void conn_read(srv_conn_t *c, ssize_t n, const uv_buf_t *buf)
         sink_writer_flush(w->sink_w);
     }
     if (c->state != SRV_CONN_CLOSING) {
-        srv_guard_account_http(w, c, ing_body_held(&c->http.body));
+        srv_guard_account_http(w, c, srv_http_held(&c->http));
     }
     if (w->scratch.cap > 64 * 1024) {
         metrics_writer_free(&w->scratch);

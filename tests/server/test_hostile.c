@@ -564,6 +564,38 @@ static void test_gzip_bodies_are_decoded_in_the_same_path_and_bad_codings_are_re
     ih_cleanup(&s);
 }
 
+/* A gzip body's decoder and window (about 52 KiB) count in the partial budget: with a budget
+ * smaller than that a gzip request is answered 503 and nothing is decoded; with the default it
+ * goes through. */
+static void test_a_gzip_decoder_counts_in_the_partial_budget(void **state)
+{
+    static const char *const small[] = {"--workers", "1", "--partial-budget", "16KiB", NULL};
+    static const char *const deflt[] = {"--workers", "1", NULL};
+    const char *const *flags[] = {small, deflt};
+    const char ev[] = "{\"type\":\"gz\"}\n";
+    size_t n = 0;
+    (void)state;
+
+    unsigned char *gz = gzip_of(ev, sizeof(ev) - 1, &n);
+    assert_non_null(gz);
+    for (int k = 0; k < 2; k++) {
+        ih_server_t s;
+        assert_int_equal(ih_start(&s, flags[k]), 0);
+        char *r = post_events(s.http_port, "Content-Encoding: gzip\r\n", gz, n);
+        assert_non_null(r);
+        if (k == 0) {
+            assert_int_equal(ih_http_status(r), 503);
+        } else {
+            assert_int_equal(ih_http_status(r), 200);
+            assert_non_null(strstr(r, "\"accepted\":1,"));
+        }
+        free(r);
+        assert_int_equal(ih_stop(&s, SIGTERM), 0);
+        ih_cleanup(&s);
+    }
+    free(gz);
+}
+
 static void test_http_bodies_share_the_budget_a_line_over_it_is_rejected_over_budget(void **state)
 {
     static const char *const flags[] = {"--partial-budget", "64KiB", "--workers", "1", NULL};
@@ -595,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_partial_lines_stay_within_the_budget_and_a_fresh_client_gets_in),
         cmocka_unit_test(test_memory_limit_holds_against_partial_lines_and_a_fresh_client_gets_in),
         cmocka_unit_test(test_http_bodies_share_the_budget_a_line_over_it_is_rejected_over_budget),
+        cmocka_unit_test(test_a_gzip_decoder_counts_in_the_partial_budget),
         cmocka_unit_test(
             test_a_line_that_misses_the_line_timeout_is_dropped_then_the_connection_goes_on),
         cmocka_unit_test(test_one_peer_cannot_take_every_connection),
