@@ -681,7 +681,7 @@ static uint64_t peak_rss_bytes(void)
     return (uint64_t)kb * 1024u;
 }
 
-static void summary(srv_control_t *c, int sink_rc)
+static void summary(srv_control_t *c, int sink_rc, uint64_t not_stored)
 {
     srv_snapshot_t s;
     char v[16][48];
@@ -706,6 +706,7 @@ static void summary(srv_control_t *c, int sink_rc)
     KV("bytes_http", "%llu", (unsigned long long)s.bytes_http);
     KV("peak_rss_bytes", "%llu", (unsigned long long)peak_rss_bytes());
     KV("drain_ms", "%llu", (unsigned long long)(uv_now(&c->loop) - c->drain_start_ms));
+    KV("events_not_stored", "%llu", (unsigned long long)not_stored);
     KV("sink_error", "%s", sink_rc == 0 ? "none" : strerror(-sink_rc));
 #undef KV
     srv_expo_release(&s);
@@ -726,9 +727,13 @@ static void finish(srv_control_t *c)
 
     c->finished = 1;
     uv_timer_stop(&c->shutdown_timer);
+    /* Every writer was destroyed by its worker's drain, which settled it: what was given up is
+     * counted by now; sink_close only flushes what is left. */
+    sink_stats_t ss;
+    sink_stats(c->sh->sink, &ss);
     int rc = sink_close(c->sh->sink);
     c->sh->sink = NULL;
-    summary(c, rc);
+    summary(c, rc, ss.events_lost);
     if (rc != 0) {
         c->exit_code = 1;
     }

@@ -159,8 +159,9 @@ static srv_conn_t *idlest(srv_worker_t *w, const srv_conn_t *c)
     srv_conn_t *best = NULL;
     for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
         srv_conn_t *o = srv_worker_conn(l);
+        /* <=: the list is newest first, so at a tie (uv_now has ms resolution) the older wins. */
         if (o != c && o->state == SRV_CONN_OPEN &&
-            (best == NULL || o->last_active < best->last_active)) {
+            (best == NULL || o->last_active <= best->last_active)) {
             best = o;
         }
     }

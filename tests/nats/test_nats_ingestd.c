@@ -101,6 +101,7 @@ static void test_nats_gone_at_shutdown_exits_non_zero_and_says_what_was_not_stor
     char *log = ih_log(&srv);
     assert_non_null(log);
     assert_non_null(strstr(log, "1000 events not stored"));
+    assert_true(ih_log_value(&srv, "shutdown", "events_not_stored") == 1000);
     free(log);
     ih_cleanup(&srv);
     natsd_stop(&d);

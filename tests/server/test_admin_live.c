@@ -424,6 +424,19 @@ static double metric_now(uint16_t port, const char *name)
     return ih_metric(port, name);
 }
 
+/* Pool gets and misses from one scrape (two scrapes would let a get fall between them). */
+static void gets_and_misses(uint16_t port, double *gets, double *misses)
+{
+    char *r = request(port, "GET", "/metrics", NULL);
+    const char *g = strstr(r, "\ningestd_pool_gets_total ");
+    const char *m = strstr(r, "\ningestd_pool_misses_total ");
+    assert_non_null(g);
+    assert_non_null(m);
+    *gets = strtod(g + strlen("\ningestd_pool_gets_total "), NULL);
+    *misses = strtod(m + strlen("\ningestd_pool_misses_total "), NULL);
+    free(r);
+}
+
 static void test_live_pool_toggle_under_load_loses_no_event_and_shows_in_metrics(void **state)
 {
     ih_server_t s;
@@ -452,14 +465,13 @@ static void test_live_pool_toggle_under_load_loses_no_event_and_shows_in_metrics
     /* Naive now: every get misses; the gauge says 0. */
     assert_int_equal(call(s.admin_port, "PUT", "/debug/config", "{\"pool\":\"off\"}", NULL), 200);
     assert_true(metric_now(s.admin_port, "ingestd_pool_enabled") == 0.0);
-    double g0 = metric_now(s.admin_port, "ingestd_pool_gets_total");
-    double m0 = metric_now(s.admin_port, "ingestd_pool_misses_total");
+    double g0, m0, g1, m1;
+    gets_and_misses(s.admin_port, &g0, &m0);
     ih_counts_t b2;
     assert_int_equal(ih_counts(s.admin_port, &b2), 0);
     send_events(s.tcp_port, 500);
     assert_int_equal(ih_wait_counts(s.admin_port, &b2, 500, 30000, &d), 0);
-    double g1 = metric_now(s.admin_port, "ingestd_pool_gets_total");
-    double m1 = metric_now(s.admin_port, "ingestd_pool_misses_total");
+    gets_and_misses(s.admin_port, &g1, &m1);
     assert_true(g1 > g0);
     assert_true(m1 - m0 == g1 - g0); /* no hits in naive mode */
 
@@ -468,14 +480,12 @@ static void test_live_pool_toggle_under_load_loses_no_event_and_shows_in_metrics
     assert_true(metric_now(s.admin_port, "ingestd_pool_enabled") == 1.0);
     send_events(s.tcp_port, 50); /* warm the caches again */
     assert_int_equal(ih_counts(s.admin_port, &b2), 0);
-    g0 = metric_now(s.admin_port, "ingestd_pool_gets_total");
-    m0 = metric_now(s.admin_port, "ingestd_pool_misses_total");
+    gets_and_misses(s.admin_port, &g0, &m0);
     for (int i = 0; i < 10; i++) {
         send_events(s.tcp_port, 50);
     }
     assert_int_equal(ih_wait_counts(s.admin_port, &b2, 500, 30000, &d), 0);
-    g1 = metric_now(s.admin_port, "ingestd_pool_gets_total");
-    m1 = metric_now(s.admin_port, "ingestd_pool_misses_total");
+    gets_and_misses(s.admin_port, &g1, &m1);
     assert_true(m1 - m0 < g1 - g0);
     char *log = NULL;
     assert_int_equal(ih_stop(&s, SIGTERM), 0);
