@@ -92,13 +92,15 @@ struct srv_conn {
     base_link_t link;     /* (owner) its list of connections */
     srv_conn_kind_t kind; /* (owner) */
     srv_conn_state_t state;
-    int reading;          /* uv_read_start is in effect */
-    int writing;          /* a uv_write is in flight */
-    int eof;              /* HTTP: the peer closed its side (nothing left to discard) */
-    int probe;            /* (owner) TCP: may read over the memory limit until the next check */
-    uint64_t ack_seq;     /* (owner) HTTP: the sink sequence the request being read must reach */
-    uint64_t last_active; /* (owner may read) uv_now of the last read */
-    uint64_t phase_start; /* HTTP: when the current phase began */
+    int reading;           /* uv_read_start is in effect */
+    int writing;           /* a uv_write is in flight */
+    int eof;               /* HTTP: the peer closed its side (nothing left to discard) */
+    int probe;             /* (owner) TCP: may read over the memory limit until the next check */
+    uint64_t ack_seq;      /* (owner) HTTP: the sink sequence the request being read must reach */
+    base_link_t held_link; /* (owner) in its list of connections holding replies, if listed */
+    int held_listed;       /* (owner) held_link is in that list */
+    uint64_t last_active;  /* (owner may read) uv_now of the last read */
+    uint64_t phase_start;  /* HTTP: when the current phase began */
     srv_http_phase_t phase;
     uint64_t linger_start;
     uint64_t linger_bytes;

@@ -139,10 +139,16 @@ static uint64_t conn_durable(srv_conn_t *c)
 static void on_sink_durable(void *ctx)
 {
     srv_worker_t *w = ctx;
-    for (base_link_t *l = w->conns.head; l != NULL; l = l->next) {
-        srv_conn_t *c = conn_of(l);
-        if (srv_conn_held(c) > 0) {
-            srv_conn_flush(c);
+    base_link_t *next;
+    /* Only the connections that hold replies: a durable advance comes per batch written, and
+     * walking every connection each time would cost O(connections) on that path. */
+    for (base_link_t *l = w->holding.head; l != NULL; l = next) {
+        srv_conn_t *c = BASE_CONTAINER(l, srv_conn_t, held_link);
+        next = l->next;
+        srv_conn_flush(c);
+        if (srv_conn_held(c) == 0) {
+            base_list_unlink(&w->holding, &c->held_link);
+            c->held_listed = 0;
         }
     }
 }
@@ -237,6 +243,9 @@ static void conn_closed(srv_conn_t *c)
 {
     srv_worker_t *w = c->owner;
     base_list_unlink(&w->conns, &c->link);
+    if (c->held_listed) {
+        base_list_unlink(&w->holding, &c->held_link);
+    }
     if (c->peer_counted) {
         (void)srv_peers_release(w->sh->peers, (const struct sockaddr *)&c->peer);
     }
@@ -397,6 +406,10 @@ static void http_on_request_done(void *ctx, int status)
     srv_conn_reply_done(c, c->ack_seq);
     if (c->ack_seq != 0) {
         w->flush_due = 1; /* a client waits on these events: hand them over after this read */
+    }
+    if (srv_conn_held(c) > 0 && !c->held_listed) {
+        base_list_push_back(&w->holding, &c->held_link);
+        c->held_listed = 1;
     }
     c->ack_seq = 0;
 }

@@ -48,6 +48,7 @@ struct srv_worker {
     int settled;
     int flush_due; /* replies wait for events still in the current chunk (--ack durable) */
     base_list_t conns;
+    base_list_t holding; /* connections with replies held for --ack durable (by held_link) */
     srv_pause_t pause;
     int nobufs;               /* a connection paused because no block could be had */
     int pooled;               /* this loop's memory mode now (follows sh->pooled) */
