@@ -323,12 +323,21 @@ unsigned srv_conn_held(const srv_conn_t *c)
     return c->nholds;
 }
 
+int srv_conn_send_response(srv_conn_t *c, const char *status, const char *content_type,
+                           const char *extra, const char *body)
+{
+    char head[256];
+    size_t len = strlen(body);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %s\r\nContent-Type: %s\r\n%sContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, content_type, extra != NULL ? extra : "", len);
+    int r = srv_conn_send(c, head, (size_t)n);
+    return r == 0 ? srv_conn_send(c, body, len) : r;
+}
+
 int srv_conn_hold_expired(srv_conn_t *c, uint64_t now, uint64_t timeout_ms, int force)
 {
-    static const char body[] =
-        "{\"error\":\"not_durable\",\"detail\":\"the sink did not make the events durable in time;"
-        " they may or may not be stored: send them again\"}\n";
-    char head[192];
 
     if (c->nholds == 0 || c->state == SRV_CONN_CLOSING ||
         (!force && now - c->holds[0].since < timeout_ms)) {
@@ -339,13 +348,10 @@ int srv_conn_hold_expired(srv_conn_t *c, uint64_t now, uint64_t timeout_ms, int 
     c->out_len = start > c->out_base ? (size_t)(start - c->out_base) : 0;
     c->reply_mark = c->out_base + c->out_len;
     srv_conn_read_stop(c);
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                     "Retry-After: 1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
-                     sizeof(body) - 1);
-    if (srv_conn_send(c, head, (size_t)n) == 0) {
-        (void)srv_conn_send(c, body, sizeof(body) - 1);
-    }
+    (void)srv_conn_send_response(
+        c, "503 Service Unavailable", "application/json", "Retry-After: 1\r\n",
+        "{\"error\":\"not_durable\",\"detail\":\"the sink did not make the events durable in "
+        "time; they may or may not be stored: send them again\"}\n");
     c->eof = 1; /* close once written: the client was told to go away, no lingering read */
     if (c->state == SRV_CONN_OPEN || c->state == SRV_CONN_FINISHING) {
         c->state = SRV_CONN_OPEN;

@@ -151,6 +151,13 @@ int srv_conn_read_start(srv_conn_t *c);
 /* Stops reading (a no-op when not reading). Returns 1 when it was reading. */
 int srv_conn_read_stop(srv_conn_t *c);
 
+/* Queues one whole response the HTTP layer did not write (a refusal at accept, a held reply's
+ * replacement): "HTTP/1.1 STATUS", Content-Type, the extra header lines (NULL or lines ending in
+ * "\r\n"), Content-Length of body, Connection: close, then body. Returns 0, or -ENOMEM (as
+ * srv_conn_send). The caller finishes or closes c. */
+int srv_conn_send_response(srv_conn_t *c, const char *status, const char *content_type,
+                           const char *extra, const char *body);
+
 /* Queues bytes for the peer (copied). Returns 0, or -ENOMEM: nothing of them is queued,
  * on_error(REPLY_DROPPED) ran and c will finish after what is queued. */
 int srv_conn_send(srv_conn_t *c, const char *data, size_t len);

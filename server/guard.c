@@ -171,19 +171,13 @@ static srv_conn_t *idlest(srv_worker_t *w, const srv_conn_t *c)
 /* Turns a new connection away: HTTP gets status (403 or 503) before the close. */
 static void refuse(srv_conn_t *c, int status)
 {
-    static const char r403[] = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
-                               "Content-Length: 10\r\nConnection: close\r\n\r\nforbidden\n";
-    static const char r503[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-        "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
-
-    if (c->kind == SRV_CONN_HTTP) {
-        const char *r = status == 403 ? r403 : r503;
-        size_t len = status == 403 ? sizeof(r403) - 1 : sizeof(r503) - 1;
-        if (srv_conn_send(c, r, len) == 0) {
-            srv_conn_finish(c);
-            return;
-        }
+    if (c->kind == SRV_CONN_HTTP &&
+        (status == 403
+             ? srv_conn_send_response(c, "403 Forbidden", "text/plain", NULL, "forbidden\n")
+             : srv_conn_send_response(c, "503 Service Unavailable", "text/plain", NULL,
+                                      "too many connections\n")) == 0) {
+        srv_conn_finish(c);
+        return;
     }
     srv_conn_close(c);
 }

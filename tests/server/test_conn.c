@@ -32,6 +32,12 @@ typedef struct {
     char reply[8192]; /* what the client read */
     size_t reply_len;
     int reads, eofs, closed, drained, errors[5], requests, lingers, client_eof;
+    /* Held replies (--ack durable): the owner's durable sequence, and what the timer does. */
+    uint64_t durable;
+    int hold;              /* hold every reply until durable reaches 7 */
+    int hold_expire;       /* the timer expires the hold (503) instead of making it durable */
+    size_t reply_at_timer; /* what the client had read when the timer fired */
+    uv_timer_t timer;
 } fixture_t;
 
 static void on_client_closed(uv_handle_t *h)
@@ -154,7 +160,14 @@ static void t_linger(srv_conn_t *c)
     f->lingers++;
 }
 
+static uint64_t t_durable(srv_conn_t *c)
+{
+    fixture_t *f = c->owner;
+    return f->durable;
+}
+
 static const srv_conn_ops_t ops = {
+    .durable = t_durable,
     .alloc = t_alloc,
     .on_read = t_read,
     .on_drained = t_drained,
@@ -183,6 +196,33 @@ static void t_request(void *ctx, const char *method, const char *path, const cha
     }
 }
 
+static void on_hold_timer(uv_timer_t *t)
+{
+    fixture_t *f = t->data;
+    srv_conn_t *c = f->conn;
+    f->reply_at_timer = f->reply_len;
+    if (f->hold_expire) {
+        assert_int_equal(srv_conn_hold_expired(c, uv_now(&f->loop), 10, 0), 1);
+    } else {
+        f->durable = 7; /* the events are durable now: the held reply may go */
+        srv_conn_flush(c);
+    }
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void t_done(void *ctx, int status)
+{
+    srv_conn_t *c = ctx;
+    fixture_t *f = c->owner;
+    (void)status;
+    srv_conn_reply_done(c, f->hold ? 7 : 0);
+    if (f->hold && !uv_is_active((uv_handle_t *)&f->timer)) {
+        assert_int_equal(uv_timer_init(&f->loop, &f->timer), 0);
+        f->timer.data = f;
+        assert_int_equal(uv_timer_start(&f->timer, on_hold_timer, 100, 0), 0);
+    }
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     fixture_t *f = server->data;
@@ -192,7 +232,7 @@ static void on_connection(uv_stream_t *server, int status)
     f->conn = c;
     assert_int_equal(srv_conn_accept(c, &f->loop, server, f->kind, &ops, f), 0);
     if (f->kind == SRV_CONN_HTTP) {
-        srv_http_cbs_t cbs = {.on_request = t_request};
+        srv_http_cbs_t cbs = {.on_request = t_request, .on_request_done = t_done};
         srv_conn_http_init(c, NULL, &cbs);
     }
     assert_int_equal(srv_conn_read_start(c), 0);
@@ -288,6 +328,43 @@ static void test_no_buffer_pauses_and_reports_nobufs(void **state)
     free(f);
 }
 
+static void test_a_held_reply_waits_until_the_owner_is_durable(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    (void)state;
+    f->kind = SRV_CONN_HTTP;
+    f->hold = 1;
+    f->send = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    run(f);
+    assert_int_equal(f->reply_at_timer, 0); /* nothing reached the client while held */
+    f->reply[f->reply_len] = '\0';
+    assert_non_null(strstr(f->reply, "HTTP/1.1 200"));
+    assert_non_null(strstr(f->reply, "hello\n"));
+    assert_int_equal(f->closed, 1);
+    free(f);
+}
+
+static void test_an_expired_hold_becomes_one_503_and_a_close(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    (void)state;
+    f->kind = SRV_CONN_HTTP;
+    f->hold = 1;
+    f->hold_expire = 1;
+    f->send = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    run(f);
+    assert_int_equal(f->reply_at_timer, 0);
+    f->reply[f->reply_len] = '\0';
+    assert_null(strstr(f->reply, "HTTP/1.1 200")); /* the held reply was never written */
+    assert_non_null(strstr(f->reply, "HTTP/1.1 503 Service Unavailable\r\n"));
+    assert_non_null(strstr(f->reply, "Retry-After: 1\r\n"));
+    assert_non_null(strstr(f->reply, "Connection: close\r\n"));
+    assert_non_null(strstr(f->reply, "\"error\":\"not_durable\""));
+    assert_true(f->client_eof);
+    assert_int_equal(f->closed, 1);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +372,8 @@ int main(void)
         cmocka_unit_test(test_http_request_reply_then_peer_close),
         cmocka_unit_test(test_http_connection_close_lingers_until_the_peer_closes),
         cmocka_unit_test(test_no_buffer_pauses_and_reports_nobufs),
+        cmocka_unit_test(test_a_held_reply_waits_until_the_owner_is_durable),
+        cmocka_unit_test(test_an_expired_hold_becomes_one_503_and_a_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
