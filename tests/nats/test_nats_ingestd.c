@@ -43,16 +43,23 @@ static void send_events(uint16_t port, uint64_t from, uint64_t to)
     close(fd);
 }
 
+/* A standalone JetStream server with the stream ingestd writes to: its URL, and the --sink spec
+ * that publishes to the stream's subject. */
+static void start_stream(natsd_t *d, char url[64], char spec[96])
+{
+    assert_int_equal(natsd_start(d), 0);
+    natsd_url(d, url, 64);
+    snprintf(spec, 96, "nats://127.0.0.1:%u/%s", d->port, SUBJECT);
+    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+}
+
 static void test_a_million_tcp_events_are_in_the_stream_exactly(void **state)
 {
     (void)state;
     const uint64_t n = 1000000;
     natsd_t d;
-    assert_int_equal(natsd_start(&d), 0);
     char url[64], spec[96];
-    natsd_url(&d, url, sizeof(url));
-    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u/%s", d.port, SUBJECT);
-    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+    start_stream(&d, url, spec);
 
     ih_server_t srv;
     const char *extra[] = {"--sink", spec, NULL};
@@ -84,11 +91,8 @@ static void test_nats_gone_at_shutdown_exits_non_zero_and_says_what_was_not_stor
 {
     (void)state;
     natsd_t d;
-    assert_int_equal(natsd_start(&d), 0);
     char url[64], spec[96];
-    natsd_url(&d, url, sizeof(url));
-    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u/%s", d.port, SUBJECT);
-    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+    start_stream(&d, url, spec);
     ih_server_t srv;
     const char *extra[] = {"--sink", spec, NULL};
     assert_int_equal(ih_start(&srv, extra), 0);
@@ -127,12 +131,9 @@ test_loadgen_verify_nats_passes_when_the_stream_gained_every_event_and_fails_if_
 {
     (void)state;
     natsd_t d;
-    assert_int_equal(natsd_start(&d), 0);
     char url[64], spec[96], verify[96];
-    natsd_url(&d, url, sizeof(url));
-    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u/%s", d.port, SUBJECT);
+    start_stream(&d, url, spec);
     snprintf(verify, sizeof(verify), "nats://127.0.0.1:%u/%s", d.port, STREAM);
-    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
     const char *sinks[2] = {spec, "null"}; /* into the stream, then nowhere */
     for (int i = 0; i < 2; i++) {
         ih_server_t srv;
@@ -168,11 +169,8 @@ static void test_durable_acks_survive_sigkill_of_ingestd(void **state)
 {
     (void)state;
     natsd_t d;
-    assert_int_equal(natsd_start(&d), 0);
     char url[64], spec[96];
-    natsd_url(&d, url, sizeof(url));
-    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u/%s", d.port, SUBJECT);
-    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+    start_stream(&d, url, spec);
     ih_server_t srv;
     const char *extra[] = {"--sink", spec, "--ack", "durable", NULL};
     assert_int_equal(ih_start(&srv, extra), 0);
@@ -202,11 +200,8 @@ static void test_durable_acks_survive_sigkill_and_restart_of_nats(void **state)
 {
     (void)state;
     natsd_t d;
-    assert_int_equal(natsd_start(&d), 0);
     char url[64], spec[96];
-    natsd_url(&d, url, sizeof(url));
-    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u/%s", d.port, SUBJECT);
-    assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+    start_stream(&d, url, spec);
     ih_server_t srv;
     const char *extra[] = {"--sink", spec, "--ack", "durable", "--ack-timeout", "60s", NULL};
     assert_int_equal(ih_start(&srv, extra), 0);
