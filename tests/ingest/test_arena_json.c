@@ -12,102 +12,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena_fixture.h"
 #include "ingest/arena_json.h"
 
-/* Counting wrappers: the pool's blocks, the arena's oversize path and jansson's fallback each
- * have their own, so a test can tell where memory came from. */
-typedef struct {
-    size_t allocs, frees;
-    long fail_after; /* -1: never fail; otherwise allocations still allowed */
-} counter_t;
+/* The arena fixture (tests/pool/arena_fixture.h) counts the pool's blocks and the arena's
+ * oversize path; jansson's fallback has a counter of its own, so a test can tell where memory
+ * came from. */
+static counter_t fallback_ctr;
 
-static counter_t blocks_ctr, big_ctr, fallback_ctr;
-
-static void *count(counter_t *k, size_t n)
-{
-    if (k->fail_after == 0) {
-        return NULL;
-    }
-    if (k->fail_after > 0) {
-        k->fail_after--;
-    }
-    void *p = malloc(n);
-    if (p != NULL) {
-        k->allocs++;
-    }
-    return p;
-}
-
-static void uncount(counter_t *k, void *p)
-{
-    if (p != NULL) {
-        k->frees++;
-        free(p);
-    }
-}
-
-static void *blocks_alloc(size_t n)
-{
-    return count(&blocks_ctr, n);
-}
-static void blocks_free(void *p)
-{
-    uncount(&blocks_ctr, p);
-}
-static void *big_alloc(size_t n)
-{
-    return count(&big_ctr, n);
-}
-static void big_free(void *p)
-{
-    uncount(&big_ctr, p);
-}
 static void *fallback_alloc(size_t n)
 {
     return count(&fallback_ctr, n);
 }
+
 static void fallback_free(void *p)
 {
     uncount(&fallback_ctr, p);
 }
 
-typedef struct {
-    pool_t *pool;
-    pool_cache_t *cache;
-    arena_t arena;
-} fixture_t;
-
 static int setup(void **state)
 {
-    static fixture_t f;
-    pool_config_t cfg;
-
-    blocks_ctr = (counter_t){0, 0, -1};
-    big_ctr = (counter_t){0, 0, -1};
     fallback_ctr = (counter_t){0, 0, -1};
-    pool_config_init(&cfg); /* free_on_put follows INGESTD_POOL_FREE_ON_PUT (asan preset) */
-    cfg.alloc_fn = blocks_alloc;
-    cfg.free_fn = blocks_free;
-    if (pool_create(&cfg, &f.pool) != 0 || pool_cache_create(f.pool, &f.cache) != 0) {
-        return -1;
-    }
-    arena_init(&f.arena, f.cache, big_alloc, big_free);
-    *state = &f;
-    return 0;
+    return arena_fixture_setup(state);
 }
 
+/* Nothing is left behind anywhere. */
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-
-    arena_destroy(&f->arena);
-    pool_cache_destroy(f->cache);
-    pool_destroy(f->pool);
-    /* Nothing is left behind anywhere. */
-    return blocks_ctr.allocs == blocks_ctr.frees && big_ctr.allocs == big_ctr.frees &&
-                   fallback_ctr.allocs == fallback_ctr.frees
-               ? 0
-               : -1;
+    int r = arena_fixture_teardown(state);
+    return r == 0 && fallback_ctr.allocs == fallback_ctr.frees ? 0 : -1;
 }
 
 /* Test events: small realistic ones, one over 4096 bytes with many fields, one with a string

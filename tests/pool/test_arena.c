@@ -11,91 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool/arena.h"
-#include "pool/pool.h"
+#include "arena_fixture.h"
 
-/* Counting wrappers: the pool's blocks and the arena's oversize path each have their own, so a
- * test can tell where memory came from. */
-typedef struct {
-    size_t allocs, frees;
-    long fail_after; /* -1: never fail; otherwise allocations still allowed */
-} counter_t;
-
-static counter_t blocks_ctr, big_ctr;
-
-static void *count(counter_t *k, size_t n)
-{
-    if (k->fail_after == 0) {
-        return NULL;
-    }
-    if (k->fail_after > 0) {
-        k->fail_after--;
-    }
-    void *p = malloc(n);
-    if (p != NULL) {
-        k->allocs++;
-    }
-    return p;
-}
-
-static void uncount(counter_t *k, void *p)
-{
-    if (p != NULL) {
-        k->frees++;
-        free(p);
-    }
-}
-
-static void *blocks_alloc(size_t n)
-{
-    return count(&blocks_ctr, n);
-}
-static void blocks_free(void *p)
-{
-    uncount(&blocks_ctr, p);
-}
-static void *big_alloc(size_t n)
-{
-    return count(&big_ctr, n);
-}
-static void big_free(void *p)
-{
-    uncount(&big_ctr, p);
-}
-
-typedef struct {
-    pool_t *pool;
-    pool_cache_t *cache;
-    arena_t arena;
-} fixture_t;
-
+/* The fixture (arena_fixture.h): an arena over a pool, counting where memory comes from; its
+ * teardown fails when anything is left behind. */
 static int setup(void **state)
 {
-    static fixture_t f;
-    pool_config_t cfg;
-
-    blocks_ctr = (counter_t){0, 0, -1};
-    big_ctr = (counter_t){0, 0, -1};
-    pool_config_init(&cfg); /* free_on_put follows INGESTD_POOL_FREE_ON_PUT (asan preset) */
-    cfg.alloc_fn = blocks_alloc;
-    cfg.free_fn = blocks_free;
-    if (pool_create(&cfg, &f.pool) != 0 || pool_cache_create(f.pool, &f.cache) != 0) {
-        return -1;
-    }
-    arena_init(&f.arena, f.cache, big_alloc, big_free);
-    *state = &f;
-    return 0;
+    return arena_fixture_setup(state);
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-
-    arena_destroy(&f->arena);
-    pool_cache_destroy(f->cache);
-    pool_destroy(f->pool);
-    /* Nothing is left behind anywhere. */
-    return blocks_ctr.allocs == blocks_ctr.frees && big_ctr.allocs == big_ctr.frees ? 0 : -1;
+    return arena_fixture_teardown(state);
 }
 
 static void test_arena_allocations_are_16_byte_aligned_and_disjoint(void **state)
