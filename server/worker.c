@@ -5,6 +5,8 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -837,6 +839,9 @@ static void worker_main(void *arg)
 {
     srv_worker_t *w = arg;
     srv_shared_t *sh = w->sh;
+    char name[16]; /* what top -H and perf show: ingestd-w0, ingestd-w1, ... */
+    snprintf(name, sizeof(name), "ingestd-w%u", w->id);
+    pthread_setname_np(pthread_self(), name);
 
     if (setup(w) != 0) {
         atomic_fetch_add(&sh->failed, 1);

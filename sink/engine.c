@@ -662,6 +662,7 @@ static void final_sync(sink_t *s)
 static void *writer_main(void *arg)
 {
     sink_t *s = arg;
+    pthread_setname_np(pthread_self(), "ingestd-sink"); /* for top -H and perf */
     for (;;) {
         int next_ms;
         poll_backend(s, &next_ms);
