@@ -111,7 +111,9 @@ static const flag_t flags[] = {
     {"nats-tls", "on|off", K_BOOL, F(nats_tls), 0, 0, "require TLS to the NATS servers"},
     {"nats-ca", "FILE", K_TEXT, F(nats_ca), 0, 0, "CA bundle for --nats-tls (default: system)"},
     {"nats-batch-events", "N", K_UINT, F(nats_batch_events), 0, 1000000,
-     "events per JetStream message at most; 0: a whole sink chunk (64 KiB) per message"},
+     "events per JetStream message at most; 0: as many as --nats-batch-bytes holds"},
+    {"nats-batch-bytes", "BYTES", K_BYTES, F(nats_batch_bytes), 4 * KIB, 64 * MIB,
+     "bytes of whole events per JetStream message at most (keep under the server's max_payload)"},
     {"nats-ack-timeout", "DURATION", K_DURATION, F(nats_ack_timeout_ms), 100, 600 * MS_PER_S,
      "a message not acknowledged this long is sent again (same Nats-Msg-Id)"},
     {"nats-max-inflight", "N", K_UINT, F(nats_max_inflight), 1, 1000000,
@@ -186,6 +188,7 @@ void srv_config_defaults(srv_config_t *cfg)
     cfg->nats_replicas = 1;
     cfg->nats_ack_timeout_ms = 2 * MS_PER_S;
     cfg->nats_max_inflight = 1024;
+    cfg->nats_batch_bytes = SINK_NATS_DEFAULT_BATCH_BYTES;
     cfg->nats_reconnect_buffer = 8 * MIB;
     cfg->memory_limit = 0;
     cfg->shutdown_timeout_ms = 10 * MS_PER_S;

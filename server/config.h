@@ -62,6 +62,7 @@ typedef struct {
     int nats_tls;
     char nats_ca[SRV_TEXT_MAX];
     unsigned nats_batch_events;
+    uint64_t nats_batch_bytes;
     uint64_t nats_ack_timeout_ms;
     unsigned nats_max_inflight;
     uint64_t nats_reconnect_buffer;

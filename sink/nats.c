@@ -12,7 +12,8 @@
  *   Ingestd-First-Seq    that worker's sequence number of the first event (1-based; 0: unknown)
  *   Ingestd-Count        events in the body
  * Events of one worker are in order within and across its messages; messages of different
- * workers interleave. A message holds at most batch_events events (0: a whole chunk) and at most
+ * workers interleave. A message holds at most one chunk of the engine (the server makes the chunk
+ * --nats-batch-bytes, 256 KiB by default), at most batch_events events (0: no limit) and at most
  * the server's max payload less 1 KiB for headers.
  *
  * Why the writer thread (issue 12 asks to choose): the engine already gathers whole lines from
@@ -49,7 +50,8 @@
 
 #define DEFAULT_ACK_TIMEOUT_MS 2000u
 #define DEFAULT_MAX_INFLIGHT 1024u
-#define HEADER_ROOM 1024u         /* payload bytes kept free for our headers */
+#define HEADER_ROOM 1024u /* payload bytes kept free for our headers */
+#define MIB (1024u * 1024u)
 #define RETRY_AFTER_ERROR_MS 100u /* resend delay after an error ack or a failed resend */
 #define MAX_SERVERS 16
 #define CONNECT_TIMEOUT_MS 2000
@@ -373,7 +375,8 @@ static int set_options(nats_t *b, const sink_nats_config_t *c, size_t io_buf)
     }
     if (s == NATS_OK) {
         /* cnats's write buffer (32 KiB by default) holds two whole chunk messages, so a
-         * publish is copied once and written out by cnats's flusher in large pieces. */
+         * publish is copied once and written out by cnats's flusher in large pieces. Past
+         * 1 MiB chunks it stays at 2 MiB: a larger message is written from its own bytes. */
         s = natsOptions_SetIOBufSize(o, (int)(io_buf > 32768 ? io_buf : 32768));
     }
     if (s == NATS_OK && c->reconnect_buf_bytes > 0) {
@@ -486,7 +489,7 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
     if (rc == 0) {
         size_t chunk =
             cfg != NULL && cfg->chunk_bytes ? cfg->chunk_bytes : SINK_DEFAULT_CHUNK_BYTES;
-        rc = set_options(b, c, chunk * 2 + 2 * HEADER_ROOM);
+        rc = set_options(b, c, (chunk < MIB ? chunk : MIB) * 2 + 2 * HEADER_ROOM);
     }
     if (rc != 0) {
         sink_backend_log(b->sink, true, "nats options: %s", strerror(-rc));

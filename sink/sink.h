@@ -98,8 +98,8 @@ typedef struct {
     const char *token;   /* auth token; NULL: none (prefer a file read by the caller) */
     bool tls;            /* require TLS (libnats is built with OpenSSL in Debian) */
     const char *ca_file; /* CA bundle for TLS; NULL: the system's */
-    /* Events per message at most; 0: a whole chunk per message (bytes bounded by chunk_bytes
-     * and the server's max payload). */
+    /* Events per message at most; 0: a whole chunk per message (bytes bounded by chunk_bytes,
+     * which the server sets from --nats-batch-bytes, and by the server's max payload). */
     size_t batch_events;
     uint64_t ack_timeout_ms; /* per message: resent when no ack within; 0: 2000 */
     size_t max_inflight;     /* messages published and not yet acked; 0: 1024 */
@@ -108,6 +108,10 @@ typedef struct {
 } sink_nats_config_t;
 
 #define SINK_NATS_DEFAULT_STREAM "INGESTD"
+/* Bytes per JetStream message at most (the engine's chunk for a nats sink): 4x the file sink's
+ * chunk, because each message has a fixed cost in cnats's threads and the server (BENCHMARKS.md
+ * section 9c), and under the server's default max_payload of 1 MiB. */
+#define SINK_NATS_DEFAULT_BATCH_BYTES (256u * 1024u)
 
 typedef struct {
     const char *spec;          /* "null" | "file:PATH"; borrowed (copied by sink_create) */

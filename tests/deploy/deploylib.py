@@ -79,7 +79,7 @@ FLAGS = [
     "idle-timeout", "header-timeout", "body-timeout", "sink", "memory-limit", "shutdown-timeout",
     "log-format", "memtrace", "alloc-profile-rate",
     "file-sync", "nats-stream", "nats-create-stream", "nats-replicas", "nats-creds",
-    "nats-token-file", "nats-tls", "nats-ca", "nats-batch-events", "nats-ack-timeout",
+    "nats-token-file", "nats-tls", "nats-ca", "nats-batch-events", "nats-batch-bytes", "nats-ack-timeout",
     "nats-max-inflight", "nats-reconnect-buffer", "instance-id",
     # issue 11: hostile clients
     "partial-budget", "line-timeout", "max-connections-per-peer", "ingest-allow",

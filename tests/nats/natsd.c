@@ -477,8 +477,10 @@ int natsd_read_stream(const char *urls, const char *name, size_t max_ids, natsd_
             break;
         }
         out->msgs++;
+        size_t blen = (size_t)natsMsg_GetDataLength(m);
+        out->max_body = blen > out->max_body ? blen : out->max_body;
         uint64_t lines = 0;
-        scan_body(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), out, &lines);
+        scan_body(natsMsg_GetData(m), blen, out, &lines);
         out->events += lines;
         const char *v = NULL;
         if (natsMsgHeader_Get(m, "Ingestd-Count", &v) != NATS_OK || v == NULL ||

@@ -55,6 +55,7 @@ typedef struct {
     uint64_t dup_msg_ids;    /* Nats-Msg-Id seen twice */
     uint64_t dup_events;     /* event ids ("i":N) seen twice */
     uint64_t max_id;         /* highest event id seen */
+    size_t max_body;         /* bytes of the largest message body */
     uint8_t *seen;           /* seen[i] for event ids 0..max_ids-1 (NULL when not asked) */
     size_t max_ids;
 } natsd_content_t;

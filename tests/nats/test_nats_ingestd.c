@@ -83,6 +83,37 @@ static void test_a_million_tcp_events_are_in_the_stream_exactly(void **state)
         missing += c.seen[i] ? 0 : 1;
     }
     assert_int_equal(missing, 0);
+    /* Messages are --nats-batch-bytes (256 KiB by default) at most, and under this load they
+     * fill past the file sink's 64 KiB chunk. */
+    assert_true(c.max_body <= 256 * 1024);
+    assert_true(c.max_body > 64 * 1024);
+    natsd_content_free(&c);
+    natsd_stop(&d);
+}
+
+/* --nats-batch-bytes bounds every message body, and messages fill up to it. */
+static void test_batch_bytes_bounds_each_message(void **state)
+{
+    (void)state;
+    const uint64_t n = 200000;
+    natsd_t d;
+    char url[64], spec[96];
+    start_stream(&d, url, spec);
+    ih_server_t srv;
+    const char *extra[] = {"--sink", spec, "--nats-batch-bytes", "16KiB", NULL};
+    assert_int_equal(ih_start(&srv, extra), 0);
+    ih_counts_t base, delta;
+    assert_int_equal(ih_counts(srv.admin_port, &base), 0);
+    send_events(srv.tcp_port, 0, n);
+    assert_int_equal(ih_wait_counts(srv.admin_port, &base, (double)n, WAIT_MS, &delta), 0);
+    assert_int_equal(ih_stop(&srv, SIGTERM), 0);
+    ih_cleanup(&srv);
+    natsd_content_t c;
+    assert_int_equal(natsd_read_stream(url, STREAM, 0, &c), 0);
+    assert_int_equal(c.events, n);
+    assert_int_equal(c.dup_msg_ids, 0);
+    assert_true(c.max_body <= 16 * 1024);
+    assert_true(c.max_body > 8 * 1024);
     natsd_content_free(&c);
     natsd_stop(&d);
 }
@@ -241,6 +272,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_million_tcp_events_are_in_the_stream_exactly),
+        cmocka_unit_test(test_batch_bytes_bounds_each_message),
         cmocka_unit_test(test_nats_gone_at_shutdown_exits_non_zero_and_says_what_was_not_stored),
         cmocka_unit_test(
             test_loadgen_verify_nats_passes_when_the_stream_gained_every_event_and_fails_if_not),

@@ -15,6 +15,7 @@
 #include "mem/mem.h"
 #include "pool/pool.h"
 #include "server/config.h"
+#include "sink/sink.h"
 
 static void test_bytes_accepts_plain_and_binary_suffixes(void **state)
 {
@@ -431,6 +432,31 @@ static void test_hostile_client_flags_defaults_values_env_and_bad_values(void **
     }
 }
 
+static void test_nats_batch_bytes_default_range_and_env(void **state)
+{
+    srv_config_t c;
+    char err[512];
+    (void)state;
+    srv_config_defaults(&c);
+    assert_int_equal(c.nats_batch_bytes, SINK_NATS_DEFAULT_BATCH_BYTES);
+    assert_int_equal(c.nats_batch_bytes, 256 * 1024);
+    char *ok[] = {"ingestd", "--nats-batch-bytes=1MiB", NULL};
+    assert_int_equal(parse(&c, ok, NULL, err, sizeof(err)), SRV_CONFIG_RUN);
+    assert_int_equal(c.nats_batch_bytes, 1048576);
+    char *envp[] = {"INGESTD_NATS_BATCH_BYTES=4KiB", NULL};
+    char *none[] = {"ingestd", NULL};
+    assert_int_equal(parse(&c, none, envp, err, sizeof(err)), SRV_CONFIG_RUN);
+    assert_int_equal(c.nats_batch_bytes, 4096);
+    static const char *const bad[] = {"4095", "65MiB", "0", "big"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char arg[64];
+        snprintf(arg, sizeof(arg), "--nats-batch-bytes=%s", bad[i]);
+        char *argv[] = {"ingestd", arg, NULL};
+        assert_int_equal(parse(&c, argv, NULL, err, sizeof(err)), SRV_CONFIG_ERROR);
+        assert_non_null(strstr(err, "--nats-batch-bytes"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_items_round_trip_through_the_parser),
         cmocka_unit_test(test_admin_flags_allowlist_profile_rate_and_memtrace),
         cmocka_unit_test(test_hostile_client_flags_defaults_values_env_and_bad_values),
+        cmocka_unit_test(test_nats_batch_bytes_default_range_and_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
