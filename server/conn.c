@@ -219,12 +219,19 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* How many bytes of out may be written now: all, or up to the first reply still held. */
+/* Some events of hold h were given up: its reply must never be written. */
+static int hold_lost(srv_conn_t *c, const srv_conn_hold_t *h)
+{
+    return c->ops->lost != NULL && c->ops->lost(c, h->first, h->seq);
+}
+
+/* How many bytes of out may be written now: all, or up to the first reply still held (or lost:
+ * srv_conn_hold_expired answers it). */
 static size_t writable(srv_conn_t *c)
 {
     while (c->nholds > 0) {
         srv_conn_hold_t *h = &c->holds[0];
-        if (c->ops->durable(c) < h->seq) {
+        if (c->ops->durable(c) < h->seq || hold_lost(c, h)) {
             return h->start > c->out_base ? (size_t)(h->start - c->out_base) : 0;
         }
         memmove(&c->holds[0], &c->holds[1], --c->nholds * sizeof(c->holds[0]));
@@ -300,16 +307,17 @@ int srv_conn_send(srv_conn_t *c, const char *data, size_t len)
     return 0;
 }
 
-void srv_conn_reply_done(srv_conn_t *c, uint64_t seq)
+void srv_conn_reply_done(srv_conn_t *c, uint64_t first, uint64_t seq)
 {
     uint64_t end = c->out_base + c->out_len;
 
     if (seq != 0 && c->ops->durable != NULL && c->ops->durable(c) < seq) {
         uint64_t start = c->reply_mark > c->out_base ? c->reply_mark : c->out_base;
         if (c->nholds == SRV_CONN_HOLDS) {
-            c->holds[c->nholds - 1].seq = seq; /* the later sequence covers both */
+            c->holds[c->nholds - 1].seq = seq; /* one hold for both: first..seq */
         } else {
             c->holds[c->nholds].start = start;
+            c->holds[c->nholds].first = first != 0 ? first : seq;
             c->holds[c->nholds].seq = seq;
             c->holds[c->nholds].since = uv_now(c->handle.loop);
             c->nholds++;
@@ -340,7 +348,7 @@ int srv_conn_hold_expired(srv_conn_t *c, uint64_t now, uint64_t timeout_ms, int 
 {
 
     if (c->nholds == 0 || c->state == SRV_CONN_CLOSING ||
-        (!force && now - c->holds[0].since < timeout_ms)) {
+        (!force && now - c->holds[0].since < timeout_ms && !hold_lost(c, &c->holds[0]))) {
         return 0;
     }
     uint64_t start = c->holds[0].start;

@@ -70,14 +70,19 @@ typedef struct {
     void (*on_error)(srv_conn_t *c, srv_conn_error_t e, int status);
     /* A connection started lingering: make sure a sweep calls srv_conn_linger_expired. */
     void (*on_linger)(srv_conn_t *c);
-    /* How far the owner's data is durable (a sequence, see srv_conn_reply_done): a held reply
-     * is written once this reaches its sequence. NULL when the owner holds no replies. */
+    /* How far the owner's data is settled (a sequence, see srv_conn_reply_done): a held reply
+     * is written once this reaches its last sequence. NULL when the owner holds no replies. */
     uint64_t (*durable)(srv_conn_t *c);
+    /* 1 when any of the owner's data first..last was given up, never to be durable (asked
+     * after durable). Such a held reply is never written: it becomes the 503 of
+     * srv_conn_hold_expired. NULL: nothing is ever given up. */
+    int (*lost)(srv_conn_t *c, uint64_t first, uint64_t last);
 } srv_conn_ops_t;
 
-/* A reply that may not be written before the owner's data up to seq is durable. */
+/* A reply that may not be written before the owner's data first..seq is durable. */
 typedef struct {
     uint64_t start; /* stream offset of the reply's first byte */
+    uint64_t first;
     uint64_t seq;
     uint64_t since; /* uv_now when it was held */
 } srv_conn_hold_t;
@@ -96,6 +101,7 @@ struct srv_conn {
     int writing;           /* a uv_write is in flight */
     int eof;               /* HTTP: the peer closed its side (nothing left to discard) */
     int probe;             /* (owner) TCP: may read over the memory limit until the next check */
+    uint64_t ack_first;    /* (owner) HTTP: the first sink sequence of the request being read */
     uint64_t ack_seq;      /* (owner) HTTP: the sink sequence the request being read must reach */
     base_link_t held_link; /* (owner) in its list of connections holding replies, if listed */
     int held_listed;       /* (owner) held_link is in that list */
@@ -166,11 +172,13 @@ void srv_conn_flush(srv_conn_t *c);
 
 /* The reply just queued is complete (the HTTP layer's on_request_done). seq 0: it may be
  * written at once; otherwise it is held, with every reply after it, until ops->durable(c) >= seq
- * (--ack durable: the events it acknowledges are as safe as the sink makes them). */
-void srv_conn_reply_done(srv_conn_t *c, uint64_t seq);
+ * (--ack durable: the events first..seq it acknowledges are as safe as the sink makes them), or
+ * answered 503 by srv_conn_hold_expired if ops->lost says some of them were given up. */
+void srv_conn_reply_done(srv_conn_t *c, uint64_t first, uint64_t seq);
 /* Replies held now (0: none). */
 unsigned srv_conn_held(const srv_conn_t *c);
-/* The oldest held reply has waited timeout_ms (or force): it and every reply after it are
+/* The oldest held reply has waited timeout_ms, or its events were given up (ops->lost), or
+ * force: it and every reply after it are
  * dropped unwritten and replaced by one 503 with Retry-After and Connection: close (the events
  * may or may not be stored: the client resends); c finishes after it. Returns 1 when it did. */
 int srv_conn_hold_expired(srv_conn_t *c, uint64_t now, uint64_t timeout_ms, int force);

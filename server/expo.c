@@ -199,8 +199,9 @@ static const row_t rows[] = {
       "HTTP replies that could not be queued for want of memory (the connection closed).", NULL,
       reply_drops),
     U("ingestd_http_ack_timeouts_total", "counter",
-      "--ack durable: requests answered 503 because their events were not durable in time.", NULL,
-      ack_timeouts),
+      "--ack durable: requests answered 503 because their events were not durable in time or "
+      "were given up.",
+      NULL, ack_timeouts),
     I("ingestd_memstats_alloc_bytes", "gauge", "Live bytes allocated through the counting layer.",
       NULL, mem.alloc_bytes),
     U("ingestd_memstats_alloc_bytes_total", "counter",

@@ -137,6 +137,13 @@ static uint64_t conn_durable(srv_conn_t *c)
     return w->settled ? w->durable : sink_writer_durable(w->sink_w);
 }
 
+/* ... and whether some of a reply's events were given up (its 200 must never be written). */
+static int conn_lost(srv_conn_t *c, uint64_t first, uint64_t last)
+{
+    srv_worker_t *w = c->owner;
+    return w->sink_w != NULL && sink_writer_lost_any(w->sink_w, first, last);
+}
+
 /* The sink made more of this worker's events durable: write the replies that waited for them. */
 static void on_sink_durable(void *ctx)
 {
@@ -148,6 +155,9 @@ static void on_sink_durable(void *ctx)
         srv_conn_t *c = BASE_CONTAINER(l, srv_conn_t, held_link);
         next = l->next;
         srv_conn_flush(c);
+        if (srv_conn_hold_expired(c, uv_now(&w->loop), w->cfg->ack_timeout_ms, 0)) {
+            metrics_counter_add(&w->st->ack_timeouts, 1); /* given up: answered 503 now */
+        }
         if (srv_conn_held(c) == 0) {
             base_list_unlink(&w->holding, &c->held_link);
             c->held_listed = 0;
@@ -364,6 +374,7 @@ static const srv_conn_ops_t conn_ops = {
     .on_error = conn_error,
     .on_linger = conn_linger_started,
     .durable = conn_durable,
+    .lost = conn_lost,
 };
 
 /* ---- HTTP callbacks ---- */
@@ -379,6 +390,9 @@ static ing_verdict_t http_on_event(void *ctx, const char *data, size_t len, cons
     ing_verdict_t v = ingest(w, data, len, detail);
     if (v == ING_ACCEPTED && w->cfg->ack_durable) {
         c->ack_seq = sink_writer_seq(w->sink_w); /* the reply waits until this is durable */
+        if (c->ack_first == 0) {
+            c->ack_first = c->ack_seq;
+        }
     }
     return v;
 }
@@ -405,7 +419,7 @@ static void http_on_request_done(void *ctx, int status)
     metrics_counter_add(&w->st->http_responses[i], 1);
     /* --ack durable: a reply acknowledging events is held until they are durable (ack_seq 0:
      * nothing accepted, or --ack accepted: written at once). */
-    srv_conn_reply_done(c, c->ack_seq);
+    srv_conn_reply_done(c, c->ack_first, c->ack_seq);
     if (c->ack_seq != 0) {
         w->flush_due = 1; /* a client waits on these events: hand them over after this read */
     }
@@ -414,6 +428,7 @@ static void http_on_request_done(void *ctx, int status)
         c->held_listed = 1;
     }
     c->ack_seq = 0;
+    c->ack_first = 0;
 }
 
 static int http_shedding(void *ctx)

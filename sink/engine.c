@@ -148,6 +148,8 @@ struct sink_writer {
     /* Written under sink->lock (by whoever settles chunks), read by anyone. */
     _Atomic uint64_t durable_seq;
     _Atomic uint64_t lost;
+    _Atomic uint64_t lost_first; /* lowest and highest sequence given up (0: none) */
+    _Atomic uint64_t lost_last;
 };
 
 static void bump(_Atomic uint64_t *counter, uint64_t n)
@@ -298,15 +300,23 @@ static void settle_locked(sink_t *s, chunk_t *c, bool lost, chunk_t **to_free)
     w->inflight -= c->cap;
     if (c->nevents > 0) {
         uint64_t last = c->first_seq + c->nevents - 1;
-        if (last > atomic_load_explicit(&w->durable_seq, memory_order_relaxed)) {
-            atomic_store_explicit(&w->durable_seq, last, memory_order_release);
-        }
         if (lost) {
             atomic_store_explicit(&w->lost, atomic_load(&w->lost) + c->nevents,
                                   memory_order_relaxed);
+            uint64_t lf = atomic_load_explicit(&w->lost_first, memory_order_relaxed);
+            if (lf == 0 || c->first_seq < lf) {
+                atomic_store_explicit(&w->lost_first, c->first_seq, memory_order_relaxed);
+            }
+            if (last > atomic_load_explicit(&w->lost_last, memory_order_relaxed)) {
+                atomic_store_explicit(&w->lost_last, last, memory_order_relaxed);
+            }
         } else {
             atomic_store_explicit(&s->events_durable, atomic_load(&s->events_durable) + c->nevents,
                                   memory_order_relaxed);
+        }
+        /* After the lost range: whoever acquires the new durable_seq sees the loss too. */
+        if (last > atomic_load_explicit(&w->durable_seq, memory_order_relaxed)) {
+            atomic_store_explicit(&w->durable_seq, last, memory_order_release);
         }
     }
     if (c->kind == CHUNK_REGULAR) {
@@ -1092,6 +1102,13 @@ uint64_t sink_writer_durable(const sink_writer_t *w)
 uint64_t sink_writer_lost(const sink_writer_t *w)
 {
     return atomic_load_explicit(&w->lost, memory_order_relaxed);
+}
+
+int sink_writer_lost_any(const sink_writer_t *w, uint64_t first, uint64_t last)
+{
+    uint64_t lf = atomic_load_explicit(&w->lost_first, memory_order_relaxed);
+    return lf != 0 && lf <= last &&
+           first <= atomic_load_explicit(&w->lost_last, memory_order_relaxed);
 }
 
 void sink_writer_set_durable_cb(sink_writer_t *w, sink_writable_cb on_durable, void *ctx)

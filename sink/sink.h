@@ -58,11 +58,14 @@
  * nats: stored and acknowledged by the stream. So a sink that does not make data durable fills
  * its writers and the server sheds load, exactly as a sink that does not take bytes.
  * sink_writer_durable() is the highest sequence S such that every event <= S of this writer is
- * settled: durable, or given up (counted by sink_writer_lost(); only at destroy/close, see
- * below). An HTTP request whose last event is N may be answered "stored" once durable >= N and
- * lost == 0. The optional durable callback (sink_writer_set_durable_cb) runs on the writer's
- * loop when the figure advances. The null sink is durable at once (durable == seq, no callback).
- * TCP has no reply channel: what it loses on a crash is what was appended and not yet durable.
+ * settled: durable, or given up (counted by sink_writer_lost(): at destroy/close, see below,
+ * or an event the backend can never take, such as one over NATS's max payload). An HTTP
+ * request whose events are F..N may be answered "stored" once durable >= N and
+ * sink_writer_lost_any(F, N) is 0; when it is 1, some of them may have been given up: the
+ * answer is an error. The optional durable callback (sink_writer_set_durable_cb) runs on the
+ * writer's loop when the figure advances. The null sink is durable at once (durable == seq, no
+ * callback). TCP has no reply channel: what it loses on a crash is what was appended and not yet
+ * durable.
  *
  * Giving up at shutdown. sink_writer_destroy and sink_close wait at most durable_timeout_ms
  * for what was written to become durable (a NATS server that is gone); then the rest is given
@@ -286,6 +289,13 @@ uint64_t sink_writer_durable(const sink_writer_t *w);
 /* Events of this writer given up without becoming durable (destroy/close timeouts, events a
  * backend can never take). Owner loop thread. */
 uint64_t sink_writer_lost(const sink_writer_t *w);
+
+/* 1 when events first..last may include one given up: they meet the range from the lowest to
+ * the highest sequence given up (exact when the losses are one run, as at shutdown; otherwise
+ * it may say 1 for events in a gap, never 0 for a loss). A chunk's loss is recorded before
+ * sink_writer_durable() passes it, so a reader that sees durable >= last and 0 here knows
+ * first..last are durable. Owner loop thread (any thread may read it). */
+int sink_writer_lost_any(const sink_writer_t *w, uint64_t first, uint64_t last);
 
 /* Sets a callback run on the writer's loop thread when sink_writer_durable() has advanced
  * (coalesced: one call may cover many chunks; re-read the figure in it). NULL stops the calls.

@@ -265,6 +265,45 @@ static void test_durable_acks_survive_sigkill_and_restart_of_nats(void **state)
     natsd_stop(&d);
 }
 
+/* --ack durable over HTTP, NATS gone, then SIGTERM: the drain gives up what the stream never
+ * acknowledged, and the replies held for those events are answered 503, never 200 (a given-up
+ * event settles the sink's sequence without being stored). */
+static void test_replies_for_events_given_up_at_shutdown_are_503(void **state)
+{
+    (void)state;
+    natsd_t d;
+    char url[64], spec[96];
+    start_stream(&d, url, spec);
+    ih_server_t srv;
+    const char *extra[] = {
+        "--sink", spec, "--ack", "durable", "--ack-timeout", "60s", "--shutdown-timeout",
+        "4s",     NULL};
+    assert_int_equal(ih_start(&srv, extra), 0);
+    ackload_t *L = ackload_new();
+    assert_non_null(L);
+    assert_int_equal(ackload_start(L, srv.http_port), 0);
+    usleep(700 * 1000);
+    natsd_kill(&d);
+    usleep(500 * 1000); /* the clients' next requests are held, waiting for the stream */
+    uint64_t before = atomic_load(&L->acked_n);
+    assert_int_equal(ih_stop(&srv, SIGTERM), 1); /* some accepted events were never stored */
+    ackload_stop(L);
+    uint64_t given_up = (uint64_t)ih_log_value(&srv, "shutdown", "events_not_stored");
+    ih_cleanup(&srv);
+    assert_int_equal(natsd_restart(&d), 0);
+    uint64_t dups;
+    uint64_t missing = acked_missing(url, L, &dups);
+    print_message("nats gone at SIGTERM: %llu acknowledged before, %llu after, %llu given up, "
+                  "%llu acknowledged and missing\n",
+                  (unsigned long long)before, (unsigned long long)atomic_load(&L->acked_n),
+                  (unsigned long long)given_up, (unsigned long long)missing);
+    assert_true(given_up > 0);
+    assert_int_equal(missing, 0);
+    assert_int_equal(dups, 0);
+    ackload_free(L);
+    natsd_stop(&d);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -278,6 +317,7 @@ int main(int argc, char **argv)
             test_loadgen_verify_nats_passes_when_the_stream_gained_every_event_and_fails_if_not),
         cmocka_unit_test(test_durable_acks_survive_sigkill_of_ingestd),
         cmocka_unit_test(test_durable_acks_survive_sigkill_and_restart_of_nats),
+        cmocka_unit_test(test_replies_for_events_given_up_at_shutdown_are_503),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,8 @@ typedef struct {
     uint64_t durable;
     int hold;              /* hold every reply until durable reaches 7 */
     int hold_expire;       /* the timer expires the hold (503) instead of making it durable */
+    int hold_lost;         /* the timer settles the events, event 6 given up */
+    uint64_t lost_seq;     /* the one event given up (0: none) */
     size_t reply_at_timer; /* what the client had read when the timer fired */
     uv_timer_t timer;
 } fixture_t;
@@ -166,8 +168,15 @@ static uint64_t t_durable(srv_conn_t *c)
     return f->durable;
 }
 
+static int t_lost(srv_conn_t *c, uint64_t first, uint64_t last)
+{
+    fixture_t *f = c->owner;
+    return f->lost_seq != 0 && first <= f->lost_seq && f->lost_seq <= last;
+}
+
 static const srv_conn_ops_t ops = {
     .durable = t_durable,
+    .lost = t_lost,
     .alloc = t_alloc,
     .on_read = t_read,
     .on_drained = t_drained,
@@ -203,6 +212,12 @@ static void on_hold_timer(uv_timer_t *t)
     f->reply_at_timer = f->reply_len;
     if (f->hold_expire) {
         assert_int_equal(srv_conn_hold_expired(c, uv_now(&f->loop), 10, 0), 1);
+    } else if (f->hold_lost) {
+        f->durable = 7; /* settled, but event 6 was given up: the 200 must never go */
+        f->lost_seq = 6;
+        srv_conn_flush(c);
+        assert_int_equal(srv_conn_held(c), 1);
+        assert_int_equal(srv_conn_hold_expired(c, uv_now(&f->loop), 60000, 0), 1);
     } else {
         f->durable = 7; /* the events are durable now: the held reply may go */
         srv_conn_flush(c);
@@ -215,7 +230,7 @@ static void t_done(void *ctx, int status)
     srv_conn_t *c = ctx;
     fixture_t *f = c->owner;
     (void)status;
-    srv_conn_reply_done(c, f->hold ? 7 : 0);
+    srv_conn_reply_done(c, f->hold ? 5 : 0, f->hold ? 7 : 0); /* it acknowledges events 5..7 */
     if (f->hold && !uv_is_active((uv_handle_t *)&f->timer)) {
         assert_int_equal(uv_timer_init(&f->loop, &f->timer), 0);
         f->timer.data = f;
@@ -365,6 +380,24 @@ static void test_an_expired_hold_becomes_one_503_and_a_close(void **state)
     free(f);
 }
 
+static void test_a_hold_whose_events_were_given_up_becomes_a_503_at_once(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    (void)state;
+    f->kind = SRV_CONN_HTTP;
+    f->hold = 1;
+    f->hold_lost = 1;
+    f->send = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    run(f);
+    assert_int_equal(f->reply_at_timer, 0);
+    f->reply[f->reply_len] = '\0';
+    assert_null(strstr(f->reply, "HTTP/1.1 200")); /* never "stored" for a lost event */
+    assert_non_null(strstr(f->reply, "HTTP/1.1 503 Service Unavailable\r\n"));
+    assert_non_null(strstr(f->reply, "\"error\":\"not_durable\""));
+    assert_int_equal(f->closed, 1);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_no_buffer_pauses_and_reports_nobufs),
         cmocka_unit_test(test_a_held_reply_waits_until_the_owner_is_durable),
         cmocka_unit_test(test_an_expired_hold_becomes_one_503_and_a_close),
+        cmocka_unit_test(test_a_hold_whose_events_were_given_up_becomes_a_503_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

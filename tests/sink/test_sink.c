@@ -1356,6 +1356,47 @@ static void test_destroy_gives_up_what_never_became_durable_after_the_timeout(vo
     fake_reset();
 }
 
+/* A reply for events F..N may say "stored" only when durable >= N and none of F..N was given
+ * up (durable counts settled events, given up or not). */
+static void test_events_given_up_are_told_apart_from_durable_ones(void **state)
+{
+    (void)state;
+    fake_reset();
+    fake.durable_by_hand = true;
+    waiter_t wt;
+    waiter_init(&wt);
+    sink_config_t cfg = file_config("ignored", 256, 4);
+    cfg.durable_timeout_ms = 100;
+    cfg.log_fn = count_log;
+    int logs = 0;
+    cfg.log_ctx = &logs;
+    sink_t *s;
+    assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
+    sink_writer_t *w;
+    assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
+    buf_t want = {0};
+    append_and_wait_written(s, w, &wt, &want, 0, 4, 4);
+    sink_backend_durable(s, want.len); /* the first 4 are stored */
+    for (int i = 0; i < 1000 && sink_writer_durable(w) < 4; i++) {
+        usleep(1000);
+    }
+    assert_int_equal(sink_writer_durable(w), 4);
+    assert_int_equal(sink_writer_lost_any(w, 1, 4), 0);
+    append_and_wait_written(s, w, &wt, &want, 4, 3, 7); /* these 3 never are */
+    assert_int_equal(sink_writer_settle(w), 7);         /* given up after the timeout */
+    assert_int_equal(sink_writer_lost(w), 3);
+    assert_int_equal(sink_writer_lost_any(w, 1, 4), 0); /* a reply for 1..4 may say stored */
+    assert_int_equal(sink_writer_lost_any(w, 3, 5), 1); /* one for 3..5 or 5..7 may not */
+    assert_int_equal(sink_writer_lost_any(w, 5, 7), 1);
+    assert_int_equal(sink_writer_lost_any(w, 6, 6), 1);
+    assert_int_equal(sink_writer_lost_any(w, 8, 9), 0);
+    sink_writer_destroy(w);
+    assert_int_equal(sink_close(s), -ETIMEDOUT);
+    assert_int_equal(waiter_close(&wt), 0);
+    free(want.data);
+    fake_reset();
+}
+
 static void test_file_sync_makes_events_durable_after_the_group_commit(void **state)
 {
     (void)state;
@@ -1428,6 +1469,7 @@ int main(void)
             test_undurable_chunks_fill_the_writer_until_the_backend_makes_them_durable),
         cmocka_unit_test(test_no_room_is_waited_out_without_counting_an_error),
         cmocka_unit_test(test_destroy_gives_up_what_never_became_durable_after_the_timeout),
+        cmocka_unit_test(test_events_given_up_are_told_apart_from_durable_ones),
         cmocka_unit_test(test_file_sync_makes_events_durable_after_the_group_commit),
         cmocka_unit_test(test_destroy_and_close_of_null_do_nothing),
     };
