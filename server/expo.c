@@ -479,7 +479,9 @@ int srv_expo_get(srv_shared_t *sh, const char *path, srv_http_reply_t *reply,
     }
     if (strcmp(path, "/readyz") == 0) {
         if (reply != NULL) {
-            int ready = srv_shared_workers_live(sh);
+            /* Ready: every worker serves and the sink can make events durable (nats: connected
+             * and the stream checked), as sink_ready promises /readyz. */
+            int ready = srv_shared_workers_live(sh) && (sh->sink == NULL || sink_ready(sh->sink));
             reply->status = ready ? 200 : 503;
             reply->body = ready ? "ready\n" : "not ready\n";
             reply->body_len = strlen(reply->body);
