@@ -450,6 +450,14 @@ static int check_stream(nats_t *b)
     return errno_of(s) != 0 ? errno_of(s) : -EIO;
 }
 
+/* A refusal no retry cures (credentials, TLS): cnats gives up on these too. */
+static bool refused(natsStatus s)
+{
+    return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_SSL_ERROR ||
+           s == NATS_SECURE_CONNECTION_REQUIRED || s == NATS_SECURE_CONNECTION_WANTED ||
+           s == NATS_NOT_PERMITTED;
+}
+
 static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
 {
     const sink_config_t *cfg = o->cfg;
@@ -496,7 +504,27 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
         nats_close(b);
         return rc;
     }
-    natsStatus s = natsConnection_Connect(&b->nc, b->opts);
+    /* One attempt without retries first: retrying, cnats (3.4.1) reports a refused login or TLS
+     * handshake only as "not yet connected" and then closes for good without saying why. A
+     * refusal is logged and leaves the sink closed (never ready) until a restart. */
+    natsStatus s = natsOptions_SetRetryOnFailedConnect(b->opts, false, NULL, NULL);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&b->nc, b->opts);
+    }
+    if (refused(s)) {
+        const char *why = nats_GetLastError(NULL);
+        sink_backend_log(b->sink, true, "NATS at %s refused the connection: %s (%s); not retrying",
+                         arg + 2, natsStatus_GetText(s), why != NULL ? why : "");
+        atomic_store(&b->state, SINK_CONN_CLOSED);
+        *st = b;
+        return 0;
+    }
+    if (s != NATS_OK) {
+        s = natsOptions_SetRetryOnFailedConnect(b->opts, true, on_connected, b);
+        if (s == NATS_OK) {
+            s = natsConnection_Connect(&b->nc, b->opts);
+        }
+    }
     if (s == NATS_NOT_YET_CONNECTED) {
         sink_backend_log(b->sink, true, "no NATS server answers at %s; retrying in the background",
                          arg + 2);
@@ -810,7 +838,12 @@ static int nats_poll(void *st)
     int state = atomic_load(&b->state);
     if (state == SINK_CONN_CLOSED && !b->logged_closed) {
         b->logged_closed = true;
-        sink_backend_log(b->sink, true, "NATS connection closed for good");
+        const char *why = NULL;
+        if (b->nc != NULL) {
+            natsConnection_GetLastError(b->nc, &why);
+        }
+        sink_backend_log(b->sink, true, "NATS connection closed for good%s%s",
+                         why != NULL && why[0] != '\0' ? ": " : "", why != NULL ? why : "");
     }
     int next = -1;
     if (state == SINK_CONN_CONNECTED && !atomic_load(&b->stream_ok)) {
