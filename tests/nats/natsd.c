@@ -97,7 +97,11 @@ static int spawn(natsd_t *d)
     snprintf(store, sizeof(store), "%s/store", d->dir);
     char clusterurl[64];
     snprintf(clusterurl, sizeof(clusterurl), "nats://127.0.0.1:%u", d->cport);
-    const char *argv[24];
+    char cert[96], key[96], conf[96];
+    snprintf(cert, sizeof(cert), "%s/server.pem", d->dir);
+    snprintf(key, sizeof(key), "%s/server.key", d->dir);
+    snprintf(conf, sizeof(conf), "%s/nats.conf", d->dir);
+    const char *argv[32];
     int n = 0;
     argv[n++] = "nats-server";
     argv[n++] = "-a";
@@ -118,6 +122,21 @@ static int spawn(natsd_t *d)
         argv[n++] = clusterurl;
         argv[n++] = "--routes";
         argv[n++] = d->routes;
+    }
+    if (d->token[0] != '\0') {
+        argv[n++] = "--auth";
+        argv[n++] = d->token;
+    }
+    if (d->tls) {
+        argv[n++] = "--tls";
+        argv[n++] = "--tlscert";
+        argv[n++] = cert;
+        argv[n++] = "--tlskey";
+        argv[n++] = key;
+    }
+    if (d->conf) {
+        argv[n++] = "-c";
+        argv[n++] = conf;
     }
     argv[n] = NULL;
     pid_t pid = fork();
@@ -162,11 +181,67 @@ static int make_dir(natsd_t *d, const char *name)
     return 0;
 }
 
+/* A throwaway CA and a server certificate for IP 127.0.0.1 in d->dir, with the openssl CLI (EC
+ * P-256 keys: quick to make). Returns 0 or -1. */
+static int make_certs(const natsd_t *d)
+{
+    static const char script[] =
+        "cd '%s' && "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-keyout ca.key -out ca.pem -days 1 -subj /CN=ingestd-test-ca && "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-keyout server.key -out server.csr -subj /CN=127.0.0.1 && "
+        "printf 'subjectAltName=IP:127.0.0.1\\n' > san.cnf && "
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out server.pem -days 1 -extfile san.cnf";
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), script, d->dir);
+    char quiet[1100];
+    snprintf(quiet, sizeof(quiet), "(%s) >/dev/null 2>&1", cmd);
+    if (system(quiet) != 0) {
+        fprintf(stderr, "natsd: openssl could not make certificates in %s\n", d->dir);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 int natsd_start(natsd_t *d)
+{
+    return natsd_start_with(d, NULL);
+}
+
+int natsd_start_with(natsd_t *d, const natsd_opts_t *o)
 {
     memset(d, 0, sizeof(*d));
     if (make_dir(d, "n0") != 0) {
         return -1;
+    }
+    if (o != NULL && o->token != NULL) {
+        snprintf(d->token, sizeof(d->token), "%s", o->token);
+    }
+    if (o != NULL && o->tls) {
+        d->tls = true;
+        if (make_certs(d) != 0) {
+            return -1;
+        }
+    }
+    if (o != NULL && o->conf != NULL) {
+        d->conf = true;
+        if (write_file(d->dir, "nats.conf", o->conf) != 0) {
+            return -1;
+        }
     }
     for (int attempt = 0; attempt < 3; attempt++) {
         d->port = free_port();
@@ -180,7 +255,8 @@ int natsd_start(natsd_t *d)
 
 void natsd_url(const natsd_t *d, char *out, size_t cap)
 {
-    snprintf(out, cap, "nats://127.0.0.1:%u", d->port);
+    snprintf(out, cap, "%s://%s%s127.0.0.1:%u", d->tls ? "tls" : "nats", d->token,
+             d->token[0] != '\0' ? "@" : "", d->port);
 }
 
 /* A JetStream request (account info) answered through url. */
@@ -283,19 +359,27 @@ void natsd_stop(natsd_t *d)
     }
 }
 
+/* Connects to urls (comma-separated; "tls://" ones by TLS, the server not verified). */
 static int connect_js(const char *urls, natsConnection **nc, jsCtx **js)
 {
-    char copy[512];
+    char copy[512], url[8][128];
     const char *servers[8];
     int n = 0;
+    bool tls = false;
     snprintf(copy, sizeof(copy), "%s", urls);
     for (char *save = NULL, *t = strtok_r(copy, ",", &save); t != NULL && n < 8;
          t = strtok_r(NULL, ",", &save)) {
-        servers[n++] = t;
+        bool t_tls = strncmp(t, "tls://", 6) == 0; /* cnats 3.4 knows no tls:// scheme */
+        snprintf(url[n], sizeof(url[n]), "%s%s", t_tls ? "nats://" : "", t_tls ? t + 6 : t);
+        tls = tls || t_tls;
+        servers[n] = url[n];
+        n++;
     }
     natsOptions *o = NULL;
     int ok = natsOptions_Create(&o) == NATS_OK &&
              natsOptions_SetServers(o, servers, n) == NATS_OK &&
+             (!tls || (natsOptions_SetSecure(o, true) == NATS_OK &&
+                       natsOptions_SkipServerVerification(o, true) == NATS_OK)) &&
              natsOptions_SetTimeout(o, 5000) == NATS_OK && natsConnection_Connect(nc, o) == NATS_OK;
     natsOptions_Destroy(o);
     jsOptions jo;

@@ -19,11 +19,26 @@ typedef struct {
     uint16_t port;    /* client port */
     uint16_t cport;   /* cluster port (0: standalone) */
     char routes[256]; /* cluster: routes to every node */
+    char token[64];   /* required auth token ("": none) */
+    bool tls;         /* TLS required, with dir/ca.pem, dir/server.pem, dir/server.key */
+    bool conf;        /* started with -c dir/nats.conf */
 } natsd_t;
+
+/* What a standalone server requires of its clients besides the defaults (all zero: nothing). */
+typedef struct {
+    const char *token; /* an auth token (--auth) */
+    /* TLS (--tls): a throwaway CA (dir/ca.pem) and a certificate for IP 127.0.0.1 signed by it
+     * (dir/server.pem, dir/server.key) are made with the openssl CLI before the start. */
+    bool tls;
+    const char *conf; /* config file text, written to dir/nats.conf and given with -c */
+} natsd_opts_t;
 
 /* Starts a standalone JetStream server on a free loopback port in a new temporary dir, waiting
  * (at most 15 s) until it accepts connections. Returns 0 or -1. */
 int natsd_start(natsd_t *d);
+
+/* natsd_start requiring what o says (NULL: the same as natsd_start). Returns 0 or -1. */
+int natsd_start_with(natsd_t *d, const natsd_opts_t *o);
 
 /* Starts 3 clustered servers (names n0..n2) and waits until a JetStream request succeeds on each
  * (a meta leader is elected). Returns 0 or -1. */
@@ -38,7 +53,9 @@ void natsd_kill(natsd_t *d);
 /* SIGTERMs (if running) and removes the temporary dir. */
 void natsd_stop(natsd_t *d);
 
-/* "nats://127.0.0.1:PORT" for d (static buffer per call site: copy it). */
+/* "nats://127.0.0.1:PORT" for d, into out; "nats://TOKEN@127.0.0.1:PORT" when d requires a
+ * token and "tls://127.0.0.1:PORT" when it requires TLS, which the functions below taking urls
+ * understand (TLS without verifying the server: these are test clients). */
 void natsd_url(const natsd_t *d, char *out, size_t cap);
 
 /* Creates stream name with subject subj and replicas at url. Returns 0 or -1. */
