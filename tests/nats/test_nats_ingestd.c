@@ -45,12 +45,34 @@ static void send_events(uint16_t port, uint64_t from, uint64_t to)
 
 /* A standalone JetStream server with the stream ingestd writes to: its URL, and the --sink spec
  * that publishes to the stream's subject. */
-static void start_stream(natsd_t *d, char url[64], char spec[96])
+static void start_stream_with(natsd_t *d, const natsd_opts_t *o, char url[64], char spec[96])
 {
-    assert_int_equal(natsd_start(d), 0);
+    assert_int_equal(natsd_start_with(d, o), 0);
     natsd_url(d, url, 64);
     snprintf(spec, 96, "nats://127.0.0.1:%u/%s", d->port, SUBJECT);
     assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
+}
+
+static void start_stream(natsd_t *d, char url[64], char spec[96])
+{
+    start_stream_with(d, NULL, url, spec);
+}
+
+/* Reads the stream at url back: events 0..n-1 each exactly once, nothing else. */
+static void check_stream_holds_exactly(const char *url, uint64_t n)
+{
+    natsd_content_t c;
+    assert_int_equal(natsd_read_stream(url, STREAM, n, &c), 0);
+    assert_int_equal(c.events, n);
+    assert_int_equal(c.dup_events, 0);
+    assert_int_equal(c.dup_msg_ids, 0);
+    assert_int_equal(c.count_mismatch, 0);
+    uint64_t missing = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        missing += c.seen[i] ? 0 : 1;
+    }
+    assert_int_equal(missing, 0);
+    natsd_content_free(&c);
 }
 
 static void test_a_million_tcp_events_are_in_the_stream_exactly(void **state)
@@ -304,6 +326,158 @@ static void test_replies_for_events_given_up_at_shutdown_are_503(void **state)
     natsd_stop(&d);
 }
 
+/* ---- authentication and TLS (--nats-token-file, --nats-tls, --nats-ca) ---- */
+
+/* ingestd with --sink spec and flags stores events sent over TCP in the stream at url, exactly,
+ * and is ready meanwhile. */
+static void stores_events_with(const char *url, const char *spec, const char *const *flags)
+{
+    const char *extra[16] = {"--sink", spec};
+    for (int i = 0; flags[i] != NULL; i++) {
+        extra[2 + i] = flags[i];
+    }
+    ih_server_t srv;
+    assert_int_equal(ih_start(&srv, extra), 0);
+    assert_true(ih_metric(srv.admin_port, "ingestd_nats_connection_state") == 2.0);
+    static const char req[] = "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    char *resp = ih_http(srv.admin_port, req, sizeof(req) - 1, NULL);
+    assert_int_equal(ih_http_status(resp), 200);
+    free(resp);
+    ih_counts_t base, delta;
+    assert_int_equal(ih_counts(srv.admin_port, &base), 0);
+    send_events(srv.tcp_port, 0, 10000);
+    assert_int_equal(ih_wait_counts(srv.admin_port, &base, 10000, WAIT_MS, &delta), 0);
+    assert_int_equal(ih_stop(&srv, SIGTERM), 0); /* drain waits until the stream has them */
+    ih_cleanup(&srv);
+    check_stream_holds_exactly(url, 10000);
+}
+
+/* ingestd with --sink spec and flags is refused by the server at url: its log says so with want
+ * in the line, /readyz answers 503, a POST with --ack durable is not acknowledged (503 at the
+ * --ack-timeout), the stream gains nothing; ingestd keeps serving and at SIGTERM exits 1 saying
+ * what was not stored. */
+static void is_refused_with(const char *url, const char *spec, const char *const *flags,
+                            const char *want)
+{
+    const char *extra[16] = {"--sink", spec, "--ack", "durable", "--ack-timeout", "300ms"};
+    for (int i = 0; flags[i] != NULL; i++) {
+        extra[6 + i] = flags[i];
+    }
+    ih_server_t srv;
+    assert_int_equal(ih_start(&srv, extra), 0);
+    char *log = ih_log(&srv);
+    const char *line = strstr(log, "refused the connection");
+    if (line == NULL || strstr(line, want) == NULL) {
+        fail_msg("no \"refused the connection ... %s\" in ingestd's log:\n%s", want, log);
+    }
+    free(log);
+    static const char ready[] = "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    char *resp = ih_http(srv.admin_port, ready, sizeof(ready) - 1, NULL);
+    assert_int_equal(ih_http_status(resp), 503);
+    free(resp);
+    assert_true(ih_metric(srv.admin_port, "ingestd_nats_connection_state") == 4.0); /* closed */
+    static const char body[] = "{\"type\":\"t\",\"i\":0}\n{\"type\":\"t\",\"i\":1}\n";
+    char post[256];
+    int len = snprintf(post, sizeof(post),
+                       "POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n"
+                       "Connection: close\r\n\r\n%s",
+                       sizeof(body) - 1, body);
+    resp = ih_http(srv.http_port, post, (size_t)len, NULL);
+    assert_int_equal(ih_http_status(resp), 503);
+    free(resp);
+    static const char health[] = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    resp = ih_http(srv.admin_port, health, sizeof(health) - 1, NULL);
+    assert_int_equal(ih_http_status(resp), 200); /* still serving */
+    free(resp);
+    assert_int_equal(ih_stop(&srv, SIGTERM), 1);
+    assert_true(ih_log_value(&srv, "shutdown", "events_not_stored") == 2);
+    ih_cleanup(&srv);
+    natsd_content_t c;
+    assert_int_equal(natsd_read_stream(url, STREAM, 0, &c), 0);
+    assert_int_equal(c.msgs, 0);
+    natsd_content_free(&c);
+}
+
+/* A file holding the token (and a newline, cut), under its own temporary dir. */
+static void write_token_file(const natsd_t *d, const char *name, const char *token, char *path,
+                             size_t cap)
+{
+    snprintf(path, cap, "%s/%s", d->dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "%s\n", token);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_a_token_file_with_the_servers_token_stores_events(void **state)
+{
+    (void)state;
+    natsd_t d;
+    char url[64], spec[96], path[128];
+    natsd_opts_t o = {.token = "s3cret-token"};
+    start_stream_with(&d, &o, url, spec);
+    write_token_file(&d, "token", "s3cret-token", path, sizeof(path));
+    const char *flags[] = {"--nats-token-file", path, NULL};
+    stores_events_with(url, spec, flags);
+    natsd_stop(&d);
+}
+
+static void test_a_wrong_token_or_none_is_refused_clearly_and_never_ready(void **state)
+{
+    (void)state;
+    natsd_t d;
+    char url[64], spec[96], path[128];
+    natsd_opts_t o = {.token = "s3cret-token"};
+    start_stream_with(&d, &o, url, spec);
+    write_token_file(&d, "wrong", "not-the-token", path, sizeof(path));
+    const char *wrong[] = {"--nats-token-file", path, NULL};
+    is_refused_with(url, spec, wrong, "Authorization Violation");
+    const char *none[] = {NULL};
+    is_refused_with(url, spec, none, "Authorization Violation");
+    natsd_stop(&d);
+}
+
+static void test_tls_with_the_servers_ca_stores_events(void **state)
+{
+    (void)state;
+    natsd_t d;
+    char url[64], spec[96], ca[96];
+    natsd_opts_t o = {.tls = true};
+    start_stream_with(&d, &o, url, spec);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", d.dir);
+    const char *flags[] = {"--nats-tls", "on", "--nats-ca", ca, NULL};
+    stores_events_with(url, spec, flags);
+    natsd_stop(&d);
+}
+
+static void test_tls_without_the_ca_or_with_tls_off_is_refused_clearly_and_never_ready(void **state)
+{
+    (void)state;
+    natsd_t d;
+    char url[64], spec[96];
+    natsd_opts_t o = {.tls = true};
+    start_stream_with(&d, &o, url, spec);
+    /* The system's trust store does not know our throwaway CA. */
+    const char *system_ca[] = {"--nats-tls", "on", NULL};
+    is_refused_with(url, spec, system_ca, "unable to get local issuer certificate");
+    /* cnats does not refuse a server that requires TLS when TLS is off: it follows the server
+     * into TLS, where the certificate fails the same way. */
+    const char *off[] = {"--nats-tls", "off", NULL};
+    is_refused_with(url, spec, off, "unable to get local issuer certificate");
+    natsd_stop(&d);
+}
+
+static void test_tls_on_against_a_server_without_tls_is_refused_clearly(void **state)
+{
+    (void)state;
+    natsd_t d;
+    char url[64], spec[96];
+    start_stream(&d, url, spec);
+    const char *flags[] = {"--nats-tls", "on", NULL};
+    is_refused_with(url, spec, flags, "Secure Connection");
+    natsd_stop(&d);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -318,6 +492,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_durable_acks_survive_sigkill_of_ingestd),
         cmocka_unit_test(test_durable_acks_survive_sigkill_and_restart_of_nats),
         cmocka_unit_test(test_replies_for_events_given_up_at_shutdown_are_503),
+        cmocka_unit_test(test_a_token_file_with_the_servers_token_stores_events),
+        cmocka_unit_test(test_a_wrong_token_or_none_is_refused_clearly_and_never_ready),
+        cmocka_unit_test(test_tls_with_the_servers_ca_stores_events),
+        cmocka_unit_test(
+            test_tls_without_the_ca_or_with_tls_off_is_refused_clearly_and_never_ready),
+        cmocka_unit_test(test_tls_on_against_a_server_without_tls_is_refused_clearly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
