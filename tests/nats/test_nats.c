@@ -1,6 +1,7 @@
 /* test_nats.c - the JetStream sink against real nats-server processes on loopback: every event
  * appended reaches the stream exactly once (counted back from the stream, ids compared as sets),
- * through a SIGKILL and restart of the server and the loss of a cluster's stream leader; clear
+ * through a SIGKILL and restart of the server, the loss of a cluster's stream leader and of the
+ * node the client is connected to (a reconnect to another node); clear
  * errors when NATS is absent or the stream missing; close reports what was never stored. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -436,6 +437,15 @@ static void load_through_a_kill(natsd_t *nodes, int nnodes, bool leader, const c
     if (!leader) {
         assert_true(st.nats.disconnects >= 1);
         assert_true(st.nats.reconnects >= 1);
+        assert_non_null(strstr(log.text, "reconnected to NATS at nats://"));
+    }
+    if (!leader && nnodes > 1) {
+        /* Another node took the client while the killed one was down. */
+        char killed[72], url[64];
+        natsd_url(&nodes[k.killed], url, sizeof(url));
+        snprintf(killed, sizeof(killed), "%s ", url); /* the whole URL: no port's prefix */
+        char *at = strstr(log.text, "reconnected to NATS at ");
+        assert_true(strncmp(at + strlen("reconnected to NATS at "), killed, strlen(killed)) != 0);
     }
     /* Memory bounded while it waited: the sink's own allocations never went past one writer's
      * bound (plus its ring and small state), whatever the outage's length. */
@@ -476,6 +486,27 @@ static void test_killing_the_r3_stream_leader_loses_and_duplicates_nothing(void 
     }
 }
 
+/* The node the sink is connected to (the first URL: the sink does not randomize the server list)
+ * is SIGKILLed: the client reconnects to another node (disconnects and reconnects counted by
+ * load_through_a_kill) and resends what was not acknowledged. */
+static void
+test_killing_the_r3_node_the_sink_is_connected_to_reconnects_and_loses_nothing(void **state)
+{
+    (void)state;
+    natsd_t d[3];
+    assert_int_equal(natsd_start_cluster(d), 0);
+    char urls[256], spec[256];
+    snprintf(urls, sizeof(urls), "nats://127.0.0.1:%u,nats://127.0.0.1:%u,nats://127.0.0.1:%u",
+             d[0].port, d[1].port, d[2].port);
+    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u/%s", d[0].port,
+             d[1].port, d[2].port, SUBJECT);
+    assert_int_equal(natsd_create_stream(urls, STREAM, SUBJECT, 3), 0);
+    load_through_a_kill(d, 3, false, spec, urls, 100000);
+    for (int i = 0; i < 3; i++) {
+        natsd_stop(&d[i]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
@@ -491,6 +522,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(
             test_sigkill_and_restart_of_nats_on_its_store_loses_and_duplicates_nothing),
         cmocka_unit_test(test_killing_the_r3_stream_leader_loses_and_duplicates_nothing),
+        cmocka_unit_test(
+            test_killing_the_r3_node_the_sink_is_connected_to_reconnects_and_loses_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
