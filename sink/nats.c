@@ -506,15 +506,19 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
     }
     /* One attempt without retries first: retrying, cnats (3.4.1) reports a refused login or TLS
      * handshake only as "not yet connected" and then closes for good without saying why. A
-     * refusal is logged and leaves the sink closed (never ready) until a restart. */
+     * refusal is logged and leaves the sink closed (never ready) until a restart; another
+     * failure (an unreadable credentials file) is logged with its reason, then retried. */
     natsStatus s = natsOptions_SetRetryOnFailedConnect(b->opts, false, NULL, NULL);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&b->nc, b->opts);
     }
+    natsStatus first = s;
+    char why[256];
+    snprintf(why, sizeof(why), "%s",
+             s != NATS_OK && nats_GetLastError(NULL) != NULL ? nats_GetLastError(NULL) : "");
     if (refused(s)) {
-        const char *why = nats_GetLastError(NULL);
         sink_backend_log(b->sink, true, "NATS at %s refused the connection: %s (%s); not retrying",
-                         arg + 2, natsStatus_GetText(s), why != NULL ? why : "");
+                         arg + 2, natsStatus_GetText(s), why);
         atomic_store(&b->state, SINK_CONN_CLOSED);
         *st = b;
         return 0;
@@ -525,9 +529,12 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
             s = natsConnection_Connect(&b->nc, b->opts);
         }
     }
-    if (s == NATS_NOT_YET_CONNECTED) {
+    if (s == NATS_NOT_YET_CONNECTED && first == NATS_NO_SERVER) {
         sink_backend_log(b->sink, true, "no NATS server answers at %s; retrying in the background",
                          arg + 2);
+    } else if (s == NATS_NOT_YET_CONNECTED) {
+        sink_backend_log(b->sink, true, "cannot connect to NATS at %s: %s (%s); retrying", arg + 2,
+                         natsStatus_GetText(first), why);
     } else if (s != NATS_OK) {
         sink_backend_log(b->sink, true, "connect %s: %s", arg + 2, natsStatus_GetText(s));
         nats_close(b);
