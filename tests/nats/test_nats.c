@@ -1,8 +1,8 @@
 /* test_nats.c - the JetStream sink against real nats-server processes on loopback: every event
  * appended reaches the stream exactly once (counted back from the stream, ids compared as sets),
  * through a SIGKILL and restart of the server, the loss of a cluster's stream leader and of the
- * node the client is connected to (a reconnect to another node); clear
- * errors when NATS is absent or the stream missing; close reports what was never stored. */
+ * node the client is connected to (a reconnect to another node); clear errors when NATS is absent
+ * or the stream missing; close reports what was never stored. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

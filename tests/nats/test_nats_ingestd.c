@@ -1,6 +1,9 @@
 /* test_nats_ingestd.c - the real ingestd binary with --sink nats://... against a real nats-server:
  * a million events over TCP end up in the stream exactly (counted back by event id), and a NATS
- * that is gone at shutdown makes ingestd exit non-zero, saying how many events were not stored. */
+ * that is gone at shutdown makes ingestd exit non-zero, saying how many events were not stored;
+ * --nats-token-file, --nats-tls/--nats-ca and --nats-creds against servers requiring a token, TLS
+ * and operator (JWT) mode: the right settings store events, wrong ones are refused clearly and
+ * leave ingestd serving, never ready, acknowledging nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
