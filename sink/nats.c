@@ -450,12 +450,12 @@ static int check_stream(nats_t *b)
     return errno_of(s) != 0 ? errno_of(s) : -EIO;
 }
 
-/* A refusal no retry cures (credentials, TLS): cnats gives up on these too. */
-static bool refused(natsStatus s)
+/* A first connect that failed because nobody answered (yet): worth retrying. Anything else
+ * (a refused login, a TLS handshake, an unreadable credentials file) no retry cures: cnats
+ * 3.4.1 drops the server from its pool after such a failure and closes for good. */
+static bool retryable(natsStatus s)
 {
-    return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_SSL_ERROR ||
-           s == NATS_SECURE_CONNECTION_REQUIRED || s == NATS_SECURE_CONNECTION_WANTED ||
-           s == NATS_NOT_PERMITTED;
+    return s == NATS_NO_SERVER || s == NATS_TIMEOUT || s == NATS_IO_ERROR;
 }
 
 static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
@@ -505,9 +505,10 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
         return rc;
     }
     /* One attempt without retries first: retrying, cnats (3.4.1) reports a refused login or TLS
-     * handshake only as "not yet connected" and then closes for good without saying why. A
-     * refusal is logged and leaves the sink closed (never ready) until a restart; another
-     * failure (an unreadable credentials file) is logged with its reason, then retried. */
+     * handshake only as "not yet connected" and then closes for good without saying why. Such a
+     * failure fails the open (ingestd exits at start, nothing accepted yet: a supervisor's
+     * restart recovers once the settings are fixed, where a process left running would never
+     * connect); no answer (no server yet) is retried in the background. */
     natsStatus s = natsOptions_SetRetryOnFailedConnect(b->opts, false, NULL, NULL);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&b->nc, b->opts);
@@ -516,12 +517,13 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
     char why[256];
     snprintf(why, sizeof(why), "%s",
              s != NATS_OK && nats_GetLastError(NULL) != NULL ? nats_GetLastError(NULL) : "");
-    if (refused(s)) {
-        sink_backend_log(b->sink, true, "NATS at %s refused the connection: %s (%s); not retrying",
+    if (s != NATS_OK && !retryable(s)) {
+        sink_backend_log(b->sink, true,
+                         "cannot use NATS at %s: %s (%s); check --nats-token-file, --nats-creds, "
+                         "--nats-tls and --nats-ca",
                          arg + 2, natsStatus_GetText(s), why);
-        atomic_store(&b->state, SINK_CONN_CLOSED);
-        *st = b;
-        return 0;
+        nats_close(b);
+        return errno_of(s) != -EIO ? errno_of(s) : -EPROTO;
     }
     if (s != NATS_OK) {
         s = natsOptions_SetRetryOnFailedConnect(b->opts, true, on_connected, b);
@@ -533,8 +535,10 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
         sink_backend_log(b->sink, true, "no NATS server answers at %s; retrying in the background",
                          arg + 2);
     } else if (s == NATS_NOT_YET_CONNECTED) {
-        sink_backend_log(b->sink, true, "cannot connect to NATS at %s: %s (%s); retrying", arg + 2,
-                         natsStatus_GetText(first), why);
+        sink_backend_log(b->sink, true,
+                         "cannot connect to NATS at %s: %s (%s); retrying in the "
+                         "background",
+                         arg + 2, natsStatus_GetText(first), why);
     } else if (s != NATS_OK) {
         sink_backend_log(b->sink, true, "connect %s: %s", arg + 2, natsStatus_GetText(s));
         nats_close(b);
