@@ -402,9 +402,11 @@ static int set_options(nats_t *b, const sink_nats_config_t *c, size_t io_buf)
     }
     if (s == NATS_OK && c->tls) {
         s = natsOptions_SetSecure(o, true);
-        if (s == NATS_OK && c->ca_file != NULL && c->ca_file[0] != '\0') {
-            s = natsOptions_LoadCATrustedCertificates(o, c->ca_file);
-        }
+    }
+    /* Also without --nats-tls on: cnats follows a server that requires TLS, and then verifies
+     * it with these CAs. */
+    if (s == NATS_OK && c->ca_file != NULL && c->ca_file[0] != '\0') {
+        s = natsOptions_LoadCATrustedCertificates(o, c->ca_file);
     }
     return errno_of(s);
 }

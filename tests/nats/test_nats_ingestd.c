@@ -467,6 +467,12 @@ static void test_tls_with_the_servers_ca_stores_events(void **state)
     const char *flags[] = {"--nats-tls", "on", "--nats-ca", ca, NULL};
     stores_events_with(url, spec, flags);
     natsd_stop(&d);
+    /* --nats-tls off follows a server that requires TLS, verifying it with --nats-ca. */
+    start_stream_with(&d, &o, url, spec);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", d.dir);
+    const char *follow[] = {"--nats-tls", "off", "--nats-ca", ca, NULL};
+    stores_events_with(url, spec, follow);
+    natsd_stop(&d);
 }
 
 static void test_tls_without_the_ca_or_with_tls_off_is_refused_clearly_at_start(void **state)
