@@ -469,9 +469,10 @@ static void test_sigkill_and_restart_of_nats_on_its_store_loses_and_duplicates_n
     natsd_stop(&d);
 }
 
-static void test_killing_the_r3_stream_leader_loses_and_duplicates_nothing(void **state)
+/* A 3-node cluster with an R3 stream; load_through_a_kill kills the stream's leader (leader) or
+ * the node the sink is connected to. */
+static void load_through_an_r3_kill(bool leader)
 {
-    (void)state;
     natsd_t d[3];
     assert_int_equal(natsd_start_cluster(d), 0);
     char urls[256], spec[256];
@@ -480,10 +481,16 @@ static void test_killing_the_r3_stream_leader_loses_and_duplicates_nothing(void 
     snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u/%s", d[0].port,
              d[1].port, d[2].port, SUBJECT);
     assert_int_equal(natsd_create_stream(urls, STREAM, SUBJECT, 3), 0);
-    load_through_a_kill(d, 3, true, spec, urls, 100000);
+    load_through_a_kill(d, 3, leader, spec, urls, 100000);
     for (int i = 0; i < 3; i++) {
         natsd_stop(&d[i]);
     }
+}
+
+static void test_killing_the_r3_stream_leader_loses_and_duplicates_nothing(void **state)
+{
+    (void)state;
+    load_through_an_r3_kill(true);
 }
 
 /* The node the sink is connected to (the first URL: the sink does not randomize the server list)
@@ -493,18 +500,7 @@ static void
 test_killing_the_r3_node_the_sink_is_connected_to_reconnects_and_loses_nothing(void **state)
 {
     (void)state;
-    natsd_t d[3];
-    assert_int_equal(natsd_start_cluster(d), 0);
-    char urls[256], spec[256];
-    snprintf(urls, sizeof(urls), "nats://127.0.0.1:%u,nats://127.0.0.1:%u,nats://127.0.0.1:%u",
-             d[0].port, d[1].port, d[2].port);
-    snprintf(spec, sizeof(spec), "nats://127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u/%s", d[0].port,
-             d[1].port, d[2].port, SUBJECT);
-    assert_int_equal(natsd_create_stream(urls, STREAM, SUBJECT, 3), 0);
-    load_through_a_kill(d, 3, false, spec, urls, 100000);
-    for (int i = 0; i < 3; i++) {
-        natsd_stop(&d[i]);
-    }
+    load_through_an_r3_kill(false);
 }
 
 int main(int argc, char **argv)

@@ -61,8 +61,9 @@ static void start_stream(natsd_t *d, char url[64], char spec[96])
     start_stream_with(d, NULL, url, spec);
 }
 
-/* Reads the stream at url back: events 0..n-1 each exactly once, nothing else. */
-static void check_stream_holds_exactly(const char *url, uint64_t n)
+/* Reads the stream at url back: events 0..n-1 each exactly once, nothing else. Returns the
+ * largest message body's size. */
+static size_t check_stream_holds_exactly(const char *url, uint64_t n)
 {
     natsd_content_t c;
     assert_int_equal(natsd_read_stream(url, STREAM, n, &c), 0);
@@ -75,7 +76,24 @@ static void check_stream_holds_exactly(const char *url, uint64_t n)
         missing += c.seen[i] ? 0 : 1;
     }
     assert_int_equal(missing, 0);
+    size_t max_body = c.max_body;
     natsd_content_free(&c);
+    return max_body;
+}
+
+/* ingestd with the extra flags takes events 0..n-1 over TCP, accepts them all and drains (its
+ * drain waits until the stream has them). */
+static void ingest_over_tcp(const char *const *extra, uint64_t n)
+{
+    ih_server_t srv;
+    assert_int_equal(ih_start(&srv, extra), 0);
+    ih_counts_t base, delta;
+    assert_int_equal(ih_counts(srv.admin_port, &base), 0);
+    send_events(srv.tcp_port, 0, n);
+    assert_int_equal(ih_wait_counts(srv.admin_port, &base, (double)n, WAIT_MS, &delta), 0);
+    assert_true(delta.v[0] == (double)n); /* every event accepted */
+    assert_int_equal(ih_stop(&srv, SIGTERM), 0);
+    ih_cleanup(&srv);
 }
 
 static void test_a_million_tcp_events_are_in_the_stream_exactly(void **state)
@@ -85,34 +103,13 @@ static void test_a_million_tcp_events_are_in_the_stream_exactly(void **state)
     natsd_t d;
     char url[64], spec[96];
     start_stream(&d, url, spec);
-
-    ih_server_t srv;
     const char *extra[] = {"--sink", spec, NULL};
-    assert_int_equal(ih_start(&srv, extra), 0);
-    ih_counts_t base, delta;
-    assert_int_equal(ih_counts(srv.admin_port, &base), 0);
-    send_events(srv.tcp_port, 0, n);
-    assert_int_equal(ih_wait_counts(srv.admin_port, &base, (double)n, WAIT_MS, &delta), 0);
-    assert_true(delta.v[0] == (double)n);        /* every event accepted */
-    assert_int_equal(ih_stop(&srv, SIGTERM), 0); /* drain waits until the stream has them */
-    ih_cleanup(&srv);
-
-    natsd_content_t c;
-    assert_int_equal(natsd_read_stream(url, STREAM, n, &c), 0);
-    assert_int_equal(c.events, n);
-    assert_int_equal(c.dup_events, 0);
-    assert_int_equal(c.dup_msg_ids, 0);
-    assert_int_equal(c.count_mismatch, 0);
-    uint64_t missing = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        missing += c.seen[i] ? 0 : 1;
-    }
-    assert_int_equal(missing, 0);
+    ingest_over_tcp(extra, n);
+    size_t max_body = check_stream_holds_exactly(url, n);
     /* Messages are --nats-batch-bytes (256 KiB by default) at most, and under this load they
      * fill past the file sink's 64 KiB chunk. */
-    assert_true(c.max_body <= 256 * 1024);
-    assert_true(c.max_body > 64 * 1024);
-    natsd_content_free(&c);
+    assert_true(max_body <= 256 * 1024);
+    assert_true(max_body > 64 * 1024);
     natsd_stop(&d);
 }
 
@@ -124,22 +121,11 @@ static void test_batch_bytes_bounds_each_message(void **state)
     natsd_t d;
     char url[64], spec[96];
     start_stream(&d, url, spec);
-    ih_server_t srv;
     const char *extra[] = {"--sink", spec, "--nats-batch-bytes", "16KiB", NULL};
-    assert_int_equal(ih_start(&srv, extra), 0);
-    ih_counts_t base, delta;
-    assert_int_equal(ih_counts(srv.admin_port, &base), 0);
-    send_events(srv.tcp_port, 0, n);
-    assert_int_equal(ih_wait_counts(srv.admin_port, &base, (double)n, WAIT_MS, &delta), 0);
-    assert_int_equal(ih_stop(&srv, SIGTERM), 0);
-    ih_cleanup(&srv);
-    natsd_content_t c;
-    assert_int_equal(natsd_read_stream(url, STREAM, 0, &c), 0);
-    assert_int_equal(c.events, n);
-    assert_int_equal(c.dup_msg_ids, 0);
-    assert_true(c.max_body <= 16 * 1024);
-    assert_true(c.max_body > 8 * 1024);
-    natsd_content_free(&c);
+    ingest_over_tcp(extra, n);
+    size_t max_body = check_stream_holds_exactly(url, n);
+    assert_true(max_body <= 16 * 1024);
+    assert_true(max_body > 8 * 1024);
     natsd_stop(&d);
 }
 
