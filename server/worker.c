@@ -156,7 +156,9 @@ static void on_sink_durable(void *ctx)
         next = l->next;
         srv_conn_flush(c);
         if (srv_conn_hold_expired(c, uv_now(&w->loop), w->cfg->ack_timeout_ms, 0)) {
-            metrics_counter_add(&w->st->ack_timeouts, 1); /* given up: answered 503 now */
+            metrics_counter_add(&w->st->ack_timeouts, 1);
+            srv_log_error_limited(&rl_io, "--ack durable: the sink gave up events, answered 503",
+                                  NULL);
         }
         if (srv_conn_held(c) == 0) {
             base_list_unlink(&w->holding, &c->held_link);
