@@ -22,119 +22,11 @@
 
 #include "natsd.h"
 #include "sink/sink.h"
+#include "sink_fixture.h"
 
 #define GUARD_MS 60000 /* a wait that never ends fails the test instead of hanging it */
 #define SUBJECT "itest.events"
 #define STREAM "ITEST"
-
-/* ---- a counting allocator for the sink (loop and writer threads) ---- */
-
-typedef struct {
-    atomic_size_t live;
-    atomic_size_t peak;
-} counting_t;
-
-/* A hidden global forced by the alloc_fn signature (no context pointer); tests reset it. */
-static counting_t counting;
-
-static void *counting_alloc(size_t size)
-{
-    size_t *p = malloc(sizeof(max_align_t) + size);
-    if (p == NULL) {
-        return NULL;
-    }
-    *p = size;
-    size_t live = atomic_fetch_add(&counting.live, size) + size;
-    size_t peak = atomic_load(&counting.peak);
-    while (live > peak && !atomic_compare_exchange_weak(&counting.peak, &peak, live)) {
-    }
-    return (char *)p + sizeof(max_align_t);
-}
-
-static void counting_free(void *ptr)
-{
-    if (ptr == NULL) {
-        return;
-    }
-    size_t *p = (size_t *)(void *)((char *)ptr - sizeof(max_align_t));
-    atomic_fetch_sub(&counting.live, *p);
-    free(p);
-}
-
-/* ---- a loop that waits for on_writable / durability with a guard ---- */
-
-typedef struct {
-    uv_loop_t loop;
-    uv_timer_t guard;
-    uv_timer_t tick;
-    int writable;
-    int durable_calls;
-    int timed_out;
-} waiter_t;
-
-static void on_writable(void *ctx)
-{
-    ((waiter_t *)ctx)->writable++;
-}
-
-static void on_durable(void *ctx)
-{
-    ((waiter_t *)ctx)->durable_calls++;
-}
-
-static void on_guard(uv_timer_t *t)
-{
-    ((waiter_t *)t->data)->timed_out = 1;
-}
-
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static void waiter_init(waiter_t *wt)
-{
-    memset(wt, 0, sizeof(*wt));
-    assert_int_equal(uv_loop_init(&wt->loop), 0);
-    uv_timer_init(&wt->loop, &wt->guard);
-    uv_timer_init(&wt->loop, &wt->tick);
-    wt->guard.data = wt;
-}
-
-static int waiter_close(waiter_t *wt)
-{
-    uv_close((uv_handle_t *)&wt->guard, NULL);
-    uv_close((uv_handle_t *)&wt->tick, NULL);
-    uv_run(&wt->loop, UV_RUN_DEFAULT);
-    return uv_loop_close(&wt->loop);
-}
-
-/* Runs the loop until on_writable (0) or the guard (-1). */
-static int wait_writable(waiter_t *wt)
-{
-    int before = wt->writable;
-    wt->timed_out = 0;
-    uv_timer_start(&wt->guard, on_guard, GUARD_MS, 0);
-    while (wt->writable == before && !wt->timed_out) {
-        uv_run(&wt->loop, UV_RUN_ONCE);
-    }
-    uv_timer_stop(&wt->guard);
-    return wt->timed_out ? -1 : 0;
-}
-
-/* Runs the loop until the writer's durable sequence reaches seq (0) or the guard (-1). */
-static int wait_durable(waiter_t *wt, sink_writer_t *w, uint64_t seq)
-{
-    wt->timed_out = 0;
-    uv_timer_start(&wt->guard, on_guard, GUARD_MS, 0);
-    uv_timer_start(&wt->tick, on_tick, 50, 50); /* re-check even without a callback */
-    while (sink_writer_durable(w) < seq && !wt->timed_out) {
-        uv_run(&wt->loop, UV_RUN_ONCE);
-    }
-    uv_timer_stop(&wt->tick);
-    uv_timer_stop(&wt->guard);
-    return wt->timed_out ? -1 : 0;
-}
 
 static size_t make_event(char *out, size_t cap, uint64_t i)
 {
@@ -247,7 +139,7 @@ static void publish_and_count(size_t batch_events, uint64_t n)
     assert_int_equal(natsd_create_stream(url, STREAM, SUBJECT, 1), 0);
 
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = nats_config(spec, NULL);
     cfg.nats.batch_events = batch_events;
     sink_t *s;
@@ -331,7 +223,7 @@ test_absent_nats_means_not_ready_errors_and_close_reports_what_was_not_stored(vo
     assert_non_null(strstr(log.text, "no NATS server answers"));
     assert_int_equal(sink_ready(s), 0);
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_writer_t *w;
     assert_int_equal(sink_writer_create(s, &wt.loop, on_writable, &wt, &w), 0);
     append_range(w, &wt, 0, 100);
@@ -402,10 +294,9 @@ static void *killer_main(void *arg)
 static void load_through_a_kill(natsd_t *nodes, int nnodes, bool leader, const char *spec,
                                 const char *urls, uint64_t n)
 {
-    atomic_store(&counting.live, 0);
-    atomic_store(&counting.peak, 0);
+    counting_reset();
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     logbuf_t log;
     sink_config_t cfg = nats_config(spec, &log);
     cfg.nats.batch_events = 50; /* many messages in flight when the kill lands */

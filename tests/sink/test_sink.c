@@ -22,51 +22,9 @@
 
 #include "sink/backend.h"
 #include "sink/sink.h"
+#include "sink_fixture.h"
 
 #define GUARD_MS 30000 /* a wait that never ends fails the test instead of hanging it */
-
-/* ---- a counting allocator (called from the loop and the writer thread) ---- */
-
-typedef struct {
-    atomic_size_t live;
-    atomic_size_t peak;
-    atomic_size_t allocs;
-} counting_t;
-
-/* A hidden global forced by the alloc_fn signature (no context pointer); tests reset it. */
-static counting_t counting;
-
-static void counting_reset(void)
-{
-    atomic_store(&counting.live, 0);
-    atomic_store(&counting.peak, 0);
-    atomic_store(&counting.allocs, 0);
-}
-
-static void *counting_alloc(size_t size)
-{
-    size_t *p = malloc(sizeof(max_align_t) + size);
-    if (p == NULL) {
-        return NULL;
-    }
-    *p = size;
-    size_t live = atomic_fetch_add(&counting.live, size) + size;
-    size_t peak = atomic_load(&counting.peak);
-    while (live > peak && !atomic_compare_exchange_weak(&counting.peak, &peak, live)) {
-    }
-    atomic_fetch_add(&counting.allocs, 1);
-    return (char *)p + sizeof(max_align_t);
-}
-
-static void counting_free(void *ptr)
-{
-    if (ptr == NULL) {
-        return;
-    }
-    size_t *p = (size_t *)(void *)((char *)ptr - sizeof(max_align_t));
-    atomic_fetch_sub(&counting.live, *p);
-    free(p);
-}
 
 /* ---- helpers ---- */
 
@@ -138,55 +96,6 @@ static void tmp_remove(tmp_t *t, const char *extra)
         unlink(p);
     }
     rmdir(t->dir);
-}
-
-/* Waits on the loop for on_writable, bounded by a guard timer. */
-typedef struct {
-    uv_loop_t loop;
-    uv_timer_t guard;
-    int writable;
-    int timed_out;
-} waiter_t;
-
-static void on_writable(void *ctx)
-{
-    waiter_t *wt = ctx;
-    wt->writable++;
-}
-
-static void on_guard(uv_timer_t *t)
-{
-    waiter_t *wt = t->data;
-    wt->timed_out = 1;
-}
-
-static void waiter_init(waiter_t *wt)
-{
-    memset(wt, 0, sizeof(*wt));
-    assert_int_equal(uv_loop_init(&wt->loop), 0);
-    assert_int_equal(uv_timer_init(&wt->loop, &wt->guard), 0);
-    wt->guard.data = wt;
-}
-
-/* Returns 0 once on_writable ran, -1 if the guard fired first. */
-static int wait_writable(waiter_t *wt)
-{
-    int before = wt->writable;
-    wt->timed_out = 0;
-    uv_timer_start(&wt->guard, on_guard, GUARD_MS, 0);
-    while (wt->writable == before && !wt->timed_out) {
-        uv_run(&wt->loop, UV_RUN_ONCE);
-    }
-    uv_timer_stop(&wt->guard);
-    return wt->timed_out ? -1 : 0;
-}
-
-/* Closes the guard, runs the loop so destroyed writers free themselves; returns uv_loop_close. */
-static int waiter_close(waiter_t *wt)
-{
-    uv_close((uv_handle_t *)&wt->guard, NULL);
-    uv_run(&wt->loop, UV_RUN_DEFAULT);
-    return uv_loop_close(&wt->loop);
 }
 
 /* Appends like a well-behaved caller: on 1, waits for on_writable before going on. */
@@ -289,7 +198,7 @@ static void test_file_sink_writes_every_event_in_order_across_chunk_boundaries(v
     tmp_t t;
     tmp_make(&t, "ev.ndjson");
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config(t.spec, 64, 4);
     sink_t *s;
     assert_int_equal(sink_create(&cfg, &s), 0);
@@ -333,7 +242,7 @@ static void test_event_larger_than_a_chunk_lands_whole_between_its_neighbours(vo
     tmp_t t;
     tmp_make(&t, "ev.ndjson");
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config(t.spec, 32, 2);
     sink_t *s;
     assert_int_equal(sink_create(&cfg, &s), 0);
@@ -373,13 +282,11 @@ static void *worker_main(void *arg)
 {
     worker_arg_t *a = arg;
     waiter_t wt;
-    memset(&wt, 0, sizeof(wt));
-    if (uv_loop_init(&wt.loop) != 0 || uv_timer_init(&wt.loop, &wt.guard) != 0) {
+    if (waiter_init(&wt, GUARD_MS) != 0) {
         a->failed = 1;
         pthread_barrier_wait(a->ready);
         return NULL;
     }
-    wt.guard.data = &wt;
     sink_writer_t *w;
     int rc = sink_writer_create(a->sink, &wt.loop, on_writable, &wt, &w);
     /* Both threads create their fds before either closes any: Debian's libuv closes through
@@ -398,9 +305,7 @@ static void *worker_main(void *arg)
         }
     }
     sink_writer_destroy(w);
-    uv_close((uv_handle_t *)&wt.guard, NULL);
-    uv_run(&wt.loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&wt.loop) != 0) {
+    if (waiter_close(&wt) != 0) {
         a->failed = 1;
     }
     return NULL;
@@ -486,7 +391,7 @@ static void test_sink_that_cannot_keep_up_pauses_the_writer_and_memory_stays_bou
 
     counting_reset();
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config(t.spec, 1024, 4);
     cfg.alloc_fn = counting_alloc;
     cfg.free_fn = counting_free;
@@ -561,7 +466,7 @@ static void test_steady_appends_allocate_nothing_once_chunks_are_warm(void **sta
     tmp_make(&t, "ev.ndjson");
     counting_reset();
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config(t.spec, 4096, 4);
     cfg.alloc_fn = counting_alloc;
     cfg.free_fn = counting_free;
@@ -594,7 +499,7 @@ static void test_reopen_after_rename_sends_later_events_to_the_new_file_losing_n
     char rotated[160];
     snprintf(rotated, sizeof(rotated), "%s/ev.ndjson.1", t.dir);
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config(t.spec, 512, 4);
     sink_t *s;
     assert_int_equal(sink_create(&cfg, &s), 0);
@@ -646,7 +551,7 @@ static void test_close_writes_what_was_pending_and_reports_success(void **state)
     tmp_t t;
     tmp_make(&t, "ev.ndjson");
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config(t.spec, 0, 0); /* 64 KiB chunks: nothing fills one */
     sink_t *s;
     assert_int_equal(sink_create(&cfg, &s), 0);
@@ -694,7 +599,7 @@ static void test_flush_timer_hands_a_partial_chunk_to_the_writer(void **state)
     tmp_t t;
     tmp_make(&t, "ev.ndjson");
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config(t.spec, 0, 0);
     cfg.flush_interval_ms = 1;
     sink_t *s;
@@ -725,7 +630,7 @@ static void test_write_errors_are_counted_logged_and_returned_by_close(void **st
 {
     (void)state;
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     int logs = 0;
     sink_config_t cfg = file_config("file:/dev/full", 256, 4);
     cfg.log_fn = count_log;
@@ -781,7 +686,7 @@ static void test_failed_writes_are_retried_not_dropped_once_the_sink_recovers(vo
     int first = open(t.path, O_RDONLY | O_NONBLOCK);
     assert_true(first >= 0);
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     int logs = 0;
     sink_config_t cfg = file_config(t.spec, 256, 4);
     cfg.log_fn = count_log;
@@ -890,7 +795,7 @@ static void test_file_deleted_without_sighup_is_noticed_reopened_counted_and_log
     tmp_t t;
     tmp_make(&t, "ev.ndjson");
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     log_capture_t lc = {0};
     sink_config_t cfg = file_config(t.spec, 256, 4);
     cfg.log_fn = capture_log;
@@ -943,7 +848,7 @@ test_file_replaced_by_rename_is_reopened_and_later_events_go_to_the_new_file(voi
     char other[160];
     snprintf(other, sizeof(other), "%s/other", t.dir);
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     log_capture_t lc = {0};
     sink_config_t cfg = file_config(t.spec, 256, 4);
     cfg.log_fn = capture_log;
@@ -1087,7 +992,7 @@ static void test_a_backend_that_fails_is_retried_with_the_same_bytes_until_it_su
     fake_reset();
     fake.fail_writes = 3;
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     log_capture_t lc = {0};
     sink_config_t cfg = file_config("ignored", 256, 4);
     cfg.log_fn = capture_log;
@@ -1133,7 +1038,7 @@ static void test_short_writes_resume_mid_chunk_and_a_batch_hands_at_most_64_iove
     fake.gate = &gate; /* the writer thread holds its first write until every chunk is queued */
     fake.max_take = 50;
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config("ignored", 64, 512);
     sink_t *s;
     assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
@@ -1175,7 +1080,7 @@ static void test_durable_position_only_grows_and_a_failed_sync_is_returned_by_cl
     fake.durable_by_hand = true; /* like a network backend acknowledged later, elsewhere */
     fake.sync_rc = -EIO;
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     int logs = 0;
     sink_config_t cfg = file_config("ignored", 256, 4);
     cfg.log_fn = count_log;
@@ -1222,7 +1127,7 @@ static void test_durable_sequence_advances_only_as_the_backend_reports_it(void *
     fake_reset();
     fake.durable_by_hand = true;
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config("ignored", 256, 4);
     sink_t *s;
     assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
@@ -1259,7 +1164,7 @@ static void test_undurable_chunks_fill_the_writer_until_the_backend_makes_them_d
     fake_reset();
     fake.durable_by_hand = true;
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config("ignored", 256, 4); /* full at 768 bytes in flight */
     sink_t *s;
     assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
@@ -1303,7 +1208,7 @@ static void test_no_room_is_waited_out_without_counting_an_error(void **state)
     fake_reset();
     fake.eagain_writes = 5;
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config("ignored", 256, 4);
     sink_t *s;
     assert_int_equal(sink_create_backend(&cfg, &fake_backend, "t", &s), 0);
@@ -1331,7 +1236,7 @@ static void test_destroy_gives_up_what_never_became_durable_after_the_timeout(vo
     fake_reset();
     fake.durable_by_hand = true; /* and never reported: a NATS that never acks */
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     int logs = 0;
     sink_config_t cfg = file_config("ignored", 256, 4);
     cfg.durable_timeout_ms = 100;
@@ -1364,7 +1269,7 @@ static void test_events_given_up_are_told_apart_from_durable_ones(void **state)
     fake_reset();
     fake.durable_by_hand = true;
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config("ignored", 256, 4);
     cfg.durable_timeout_ms = 100;
     cfg.log_fn = count_log;
@@ -1403,7 +1308,7 @@ static void test_file_sync_makes_events_durable_after_the_group_commit(void **st
     tmp_t t;
     tmp_make(&t, "synced.ndjson");
     waiter_t wt;
-    waiter_init(&wt);
+    assert_int_equal(waiter_init(&wt, GUARD_MS), 0);
     sink_config_t cfg = file_config(t.spec, 4096, 4);
     cfg.file_sync = true;
     sink_t *s;
