@@ -585,6 +585,34 @@ done:
     return rc;
 }
 
+int natsd_stream_holds_exactly(const char *urls, const char *name, uint64_t n, size_t *max_body)
+{
+    natsd_content_t c;
+    if (natsd_read_stream(urls, name, n, &c) != 0) {
+        fprintf(stderr, "natsd: cannot read stream %s at %s\n", name, urls);
+        return -1;
+    }
+    uint64_t missing = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        missing += c.seen[i] ? 0 : 1;
+    }
+    int ok = c.events == n && c.dup_events == 0 && c.dup_msg_ids == 0 && c.count_mismatch == 0 &&
+             missing == 0;
+    if (!ok) {
+        fprintf(stderr,
+                "natsd: stream %s holds %llu events for %llu: %llu missing, %llu duplicated, "
+                "%llu message ids twice, %llu messages with a wrong Ingestd-Count\n",
+                name, (unsigned long long)c.events, (unsigned long long)n,
+                (unsigned long long)missing, (unsigned long long)c.dup_events,
+                (unsigned long long)c.dup_msg_ids, (unsigned long long)c.count_mismatch);
+    }
+    if (max_body != NULL) {
+        *max_body = c.max_body;
+    }
+    natsd_content_free(&c);
+    return ok ? 0 : -1;
+}
+
 void natsd_content_free(natsd_content_t *c)
 {
     free(c->seen);

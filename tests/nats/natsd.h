@@ -82,4 +82,9 @@ typedef struct {
 int natsd_read_stream(const char *urls, const char *name, size_t max_ids, natsd_content_t *out);
 void natsd_content_free(natsd_content_t *c);
 
+/* Whether stream name at urls holds events 0..n-1 ("i":N) exactly once each and nothing else,
+ * with every Ingestd-Count and Nats-Msg-Id right; what is wrong is said on stderr. *max_body
+ * (may be NULL) gets the largest message body. Returns 0 or -1. */
+int natsd_stream_holds_exactly(const char *urls, const char *name, uint64_t n, size_t *max_body);
+
 #endif

@@ -89,22 +89,6 @@ static sink_config_t nats_config(const char *spec, logbuf_t *log)
     return cfg;
 }
 
-static void check_stream_holds_exactly(const char *urls, uint64_t n)
-{
-    natsd_content_t c;
-    assert_int_equal(natsd_read_stream(urls, STREAM, n, &c), 0);
-    assert_int_equal(c.events, n);
-    assert_int_equal(c.dup_events, 0);
-    assert_int_equal(c.dup_msg_ids, 0);
-    assert_int_equal(c.count_mismatch, 0);
-    for (uint64_t i = 0; i < n; i++) {
-        if (!c.seen[i]) {
-            fail_msg("event %llu missing from the stream", (unsigned long long)i);
-        }
-    }
-    natsd_content_free(&c);
-}
-
 /* ---- tests ---- */
 
 static void test_parse_spec_accepts_nats_urls_and_rejects_incomplete_ones(void **state)
@@ -169,7 +153,7 @@ static void publish_and_count(size_t batch_events, uint64_t n)
     sink_writer_destroy(w);
     assert_int_equal(sink_close(s), 0);
     assert_int_equal(waiter_close(&wt), 0);
-    check_stream_holds_exactly(url, n);
+    assert_int_equal(natsd_stream_holds_exactly(url, STREAM, n, NULL), 0);
     natsd_stop(&d);
 }
 
@@ -344,7 +328,7 @@ static void load_through_a_kill(natsd_t *nodes, int nnodes, bool leader, const c
     sink_writer_destroy(w);
     assert_int_equal(sink_close(s), 0);
     assert_int_equal(waiter_close(&wt), 0);
-    check_stream_holds_exactly(urls, n);
+    assert_int_equal(natsd_stream_holds_exactly(urls, STREAM, n, NULL), 0);
 }
 
 static void test_sigkill_and_restart_of_nats_on_its_store_loses_and_duplicates_nothing(void **state)
