@@ -154,15 +154,7 @@ static int sink_nats_options(const srv_config_t *cfg, sink_config_t *sc, char *t
     sc->nats.tls = cfg->nats_tls != 0;
     sc->nats.ca_file = cfg->nats_ca[0] != '\0' ? cfg->nats_ca : NULL;
     sc->nats.batch_events = cfg->nats_batch_events;
-    sink_kind_t kind;
-    if (sink_parse_spec(cfg->sink, &kind, NULL) == 0 && kind == SINK_NATS) {
-        /* One message is at most one chunk: --nats-batch-bytes is the chunk, and a worker's
-         * in-flight bound stays that of the default chunks (1 MiB), with at least 4 chunks so
-         * that filling one overlaps the acks of the others. */
-        size_t bound = (size_t)SINK_DEFAULT_CHUNK_BYTES * SINK_DEFAULT_MAX_PENDING_CHUNKS;
-        sc->chunk_bytes = (size_t)cfg->nats_batch_bytes;
-        sc->max_pending_chunks = bound / sc->chunk_bytes > 4 ? bound / sc->chunk_bytes : 4;
-    }
+    sc->nats.batch_bytes = (size_t)cfg->nats_batch_bytes;
     sc->nats.ack_timeout_ms = cfg->nats_ack_timeout_ms;
     sc->nats.max_inflight = cfg->nats_max_inflight;
     sc->nats.reconnect_buf_bytes = (int)cfg->nats_reconnect_buffer;

@@ -732,7 +732,16 @@ int sink_create(const sink_config_t *cfg, sink_t **out)
         return -EINVAL;
     }
     const sink_backend_t *b = backend_of(kind);
-    int rc = sink_create_backend(cfg, b, arg != NULL ? arg : b->name, out);
+    sink_config_t c = *cfg;
+    if (kind == SINK_NATS && cfg->nats.batch_bytes != 0) {
+        /* One message is at most one chunk; the writer's in-flight bound stays as configured. */
+        size_t bound =
+            (cfg->chunk_bytes ? cfg->chunk_bytes : SINK_DEFAULT_CHUNK_BYTES) *
+            (cfg->max_pending_chunks ? cfg->max_pending_chunks : SINK_DEFAULT_MAX_PENDING_CHUNKS);
+        c.chunk_bytes = cfg->nats.batch_bytes;
+        c.max_pending_chunks = bound / c.chunk_bytes > 4 ? bound / c.chunk_bytes : 4;
+    }
+    int rc = sink_create_backend(&c, b, arg != NULL ? arg : b->name, out);
     if (rc == 0) {
         (*out)->kind = kind;
     }

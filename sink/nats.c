@@ -12,9 +12,9 @@
  *   Ingestd-First-Seq    that worker's sequence number of the first event (1-based; 0: unknown)
  *   Ingestd-Count        events in the body
  * Events of one worker are in order within and across its messages; messages of different
- * workers interleave. A message holds at most one chunk of the engine (the server makes the chunk
- * --nats-batch-bytes, 256 KiB by default), at most batch_events events (0: no limit) and at most
- * the server's max payload less 1 KiB for headers.
+ * workers interleave. A message holds at most one chunk of the engine (sink_create makes the
+ * chunk batch_bytes: --nats-batch-bytes, 256 KiB by default), at most batch_events events (0: no
+ * limit) and at most the server's max payload less 1 KiB for headers.
  *
  * Why the writer thread (issue 12 asks to choose): the engine already gathers whole lines from
  * every worker into chunks off the loops, so one publish per chunk costs the workers nothing and

@@ -101,9 +101,14 @@ typedef struct {
     const char *token;   /* auth token; NULL: none (prefer a file read by the caller) */
     bool tls;            /* require TLS (libnats is built with OpenSSL in Debian) */
     const char *ca_file; /* CA bundle for TLS; NULL: the system's */
-    /* Events per message at most; 0: a whole chunk per message (bytes bounded by chunk_bytes,
-     * which the server sets from --nats-batch-bytes, and by the server's max payload). */
+    /* Events per message at most; 0: a whole chunk per message (bytes bounded by the chunk and
+     * by the server's max payload). */
     size_t batch_events;
+    /* Bytes per message at most: sink_create makes this the chunk, with as many chunks per
+     * writer as keep chunk_bytes * max_pending_chunks in flight, at least 4 (so filling one
+     * overlaps the acks of the others). 0: chunk_bytes as configured. The server passes
+     * --nats-batch-bytes (SINK_NATS_DEFAULT_BATCH_BYTES). */
+    size_t batch_bytes;
     uint64_t ack_timeout_ms; /* per message: resent when no ack within; 0: 2000 */
     size_t max_inflight;     /* messages published and not yet acked; 0: 1024 */
     int reconnect_buf_bytes; /* cnats's buffer while reconnecting; 0: 8 MiB */
