@@ -383,9 +383,6 @@ static int set_options(nats_t *b, const sink_nats_config_t *c, size_t io_buf)
         s = natsOptions_SetReconnectBufSize(o, c->reconnect_buf_bytes);
     }
     if (s == NATS_OK) {
-        s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, b);
-    }
-    if (s == NATS_OK) {
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
     }
     if (s == NATS_OK) {
@@ -511,10 +508,7 @@ static int nats_open(const char *arg, const sink_backend_opts_t *o, void **st)
      * failure fails the open (ingestd exits at start, nothing accepted yet: a supervisor's
      * restart recovers once the settings are fixed, where a process left running would never
      * connect); no answer (no server yet) is retried in the background. */
-    natsStatus s = natsOptions_SetRetryOnFailedConnect(b->opts, false, NULL, NULL);
-    if (s == NATS_OK) {
-        s = natsConnection_Connect(&b->nc, b->opts);
-    }
+    natsStatus s = natsConnection_Connect(&b->nc, b->opts); /* retries are off by default */
     natsStatus first = s;
     char why[256];
     snprintf(why, sizeof(why), "%s",
