@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -214,7 +215,7 @@ int64_t ih_log_value(const ih_server_t *s, const char *msg, const char *key)
     return v;
 }
 
-int ih_connect(uint16_t port)
+int ih_connect_from(const char *src, uint16_t port, int rcv_timeout_s)
 {
     struct sockaddr_in a;
     int one = 1;
@@ -224,6 +225,13 @@ int ih_connect(uint16_t port)
     }
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
+    if (src != NULL) {
+        inet_pton(AF_INET, src, &a.sin_addr);
+        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
@@ -231,7 +239,16 @@ int ih_connect(uint16_t port)
         return -1;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (rcv_timeout_s > 0) {
+        struct timeval tv = {rcv_timeout_s, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    }
     return fd;
+}
+
+int ih_connect(uint16_t port)
+{
+    return ih_connect_from(NULL, port, 0);
 }
 
 int ih_send_all(int fd, const void *data, size_t n)

@@ -46,6 +46,9 @@ int64_t ih_log_value(const ih_server_t *s, const char *msg, const char *key);
 
 /* A blocking TCP connection to 127.0.0.1:port, or -1. */
 int ih_connect(uint16_t port);
+/* The same from source address src (a loopback address; NULL: any), with a receive timeout of
+ * rcv_timeout_s seconds (0: none). */
+int ih_connect_from(const char *src, uint16_t port, int rcv_timeout_s);
 /* Writes all of data; returns 0 or -1 (peer gone). */
 int ih_send_all(int fd, const void *data, size_t n);
 

@@ -39,31 +39,7 @@ static void sleep_ms(int ms)
  * receive timeout; -1 on failure. */
 static int connect_from(const char *src, uint16_t port)
 {
-    struct sockaddr_in a;
-    struct timeval tv = {10, 0};
-    int one = 1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return -1;
-    }
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    if (src != NULL) {
-        inet_pton(AF_INET, src, &a.sin_addr);
-        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-            close(fd);
-            return -1;
-        }
-    }
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
+    return ih_connect_from(src, port, 10);
 }
 
 /* 1 when the server closed fd (EOF or reset within the receive timeout), 0 when it is open. */
