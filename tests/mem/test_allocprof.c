@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "mem/allocprof.h"
+#include "profile_text.h"
 
 /* ---- the counting layer's stand-in and the allocation sites (exported, never inlined) ---- */
 
@@ -85,54 +86,12 @@ static __attribute__((noinline)) void *site_static(size_t n)
 
 /* ---- helpers ---- */
 
-typedef struct {
-    uint64_t v[4]; /* indexed by allocprof_sort_t */
-    int found;
-} site_vals_t;
-
 /* The profile as a string (new, free() it). */
 static char *profile(allocprof_sort_t key, size_t top_n, allocprof_format_t fmt)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    assert_int_equal(allocprof_write(f, key, top_n, fmt), 0);
-    assert_int_equal(fclose(f), 0);
+    char *buf = profile_text(key, top_n, fmt);
+    assert_non_null(buf);
     return buf;
-}
-
-/* Figures of the first site in a text profile whose top frame is fn. */
-static site_vals_t site_in(const char *text, const char *fn)
-{
-    site_vals_t r;
-    memset(&r, 0, sizeof r);
-    char want[64];
-    const char *hit = text;
-    /* "#0 fn+0x..." or, for a compiler clone, "#0 fn.constprop.0+0x..." */
-    snprintf(want, sizeof want, "\n    #0 %s", fn);
-    size_t wl = strlen(want);
-    while ((hit = strstr(hit, want)) != NULL && hit[wl] != '+' && hit[wl] != '.') {
-        hit += wl;
-    }
-    if (hit == NULL) {
-        return r;
-    }
-    /* the values line is the line just before */
-    const char *line = hit;
-    while (line > text && line[-1] != '\n') {
-        line--;
-    }
-    unsigned long long a, b, c, d;
-    if (sscanf(line, "inuse_space=%llu inuse_objects=%llu alloc_space=%llu alloc_objects=%llu", &a,
-               &b, &c, &d) == 4) {
-        r.v[ALLOCPROF_INUSE_SPACE] = a;
-        r.v[ALLOCPROF_INUSE_OBJECTS] = b;
-        r.v[ALLOCPROF_ALLOC_SPACE] = c;
-        r.v[ALLOCPROF_ALLOC_OBJECTS] = d;
-        r.found = 1;
-    }
-    return r;
 }
 
 /* The top frame of the n-th (0-based) site shown in a text profile, or "" (static buffer). */

@@ -15,6 +15,7 @@
 
 #include "mem/allocprof.h"
 #include "mem/mem.h"
+#include "profile_text.h"
 
 #ifndef TEST_ALLOCATOR
 #error "TEST_ALLOCATOR must be MEM_ALLOCATOR_LIBC or MEM_ALLOCATOR_MIMALLOC"
@@ -52,45 +53,16 @@ static __attribute__((noinline)) char *via_strdup(const char *s)
 
 static char *profile(allocprof_sort_t key)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    assert_int_equal(allocprof_write(f, key, 0, ALLOCPROF_TEXT), 0);
-    assert_int_equal(fclose(f), 0);
+    char *buf = profile_text(key, 0, ALLOCPROF_TEXT);
+    assert_non_null(buf);
     return buf;
 }
 
-/* The inuse_objects (alloc = 0) or alloc_objects (alloc = 1) of the site whose top frame is fn,
- * or -1 when no such site is shown. */
-static long objects_of(const char *text, const char *fn, int alloc)
-{
-    char want[64];
-    const char *hit = text;
-    /* "#0 fn+0x..." or, for a compiler clone, "#0 fn.constprop.0+0x..." */
-    snprintf(want, sizeof want, "\n    #0 %s", fn);
-    size_t wl = strlen(want);
-    while ((hit = strstr(hit, want)) != NULL && hit[wl] != '+' && hit[wl] != '.') {
-        hit += wl;
-    }
-    if (hit == NULL) {
-        return -1;
-    }
-    const char *line = hit;
-    while (line > text && line[-1] != '\n') {
-        line--;
-    }
-    unsigned long long v[4];
-    if (sscanf(line, "inuse_space=%llu inuse_objects=%llu alloc_space=%llu alloc_objects=%llu",
-               &v[0], &v[1], &v[2], &v[3]) != 4) {
-        return -1;
-    }
-    return (long)(alloc ? v[3] : v[1]);
-}
-
+/* The inuse_objects of the site whose top frame is fn, or -1 when no such site is shown. */
 static long inuse_objects_of(const char *text, const char *fn)
 {
-    return objects_of(text, fn, 0);
+    site_vals_t r = site_in(text, fn);
+    return r.found ? (long)r.v[ALLOCPROF_INUSE_OBJECTS] : -1;
 }
 
 static int setup(void **state)
@@ -160,8 +132,10 @@ static void test_blocks_freed_then_reused_are_not_confused(void **state)
     allocprof_stats(&st);
     assert_int_equal(st.live, 1);
     char *text = profile(ALLOCPROF_ALLOC_OBJECTS);
-    assert_int_equal(inuse_objects_of(text, "via_malloc"), 0);
-    assert_int_equal(objects_of(text, "via_malloc", 1), 1000);
+    site_vals_t r = site_in(text, "via_malloc");
+    assert_true(r.found);
+    assert_int_equal(r.v[ALLOCPROF_INUSE_OBJECTS], 0);
+    assert_int_equal(r.v[ALLOCPROF_ALLOC_OBJECTS], 1000);
     free(text);
     mem_free(keep);
 }
